@@ -1,0 +1,164 @@
+// The C API of pmalloc.h: argument checks and errno, then one call into the pool or the
+// registry.
+#include <errno.h>
+
+#include <cstring>
+
+#include "core/pool.h"
+#include "core/registry.h"
+#include "pmalloc/pmalloc.h"
+
+using pmalloc::internal::Pool;
+using pmalloc::internal::Registry;
+
+struct pmalloc_pool {};  // never defined: handles are Pool objects
+
+namespace {
+
+Pool* FromHandle(const pmalloc_pool* handle) {
+  Pool* pool = reinterpret_cast<Pool*>(const_cast<pmalloc_pool*>(handle));
+  if (pool == nullptr || !pool->Valid()) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return pool;
+}
+
+pmalloc_pool* ToHandle(Pool* pool) { return reinterpret_cast<pmalloc_pool*>(pool); }
+
+// n * size, or false on overflow.
+bool Multiply(size_t n, size_t size, size_t* out) {
+  return !__builtin_mul_overflow(n, size, out);
+}
+
+}  // namespace
+
+extern "C" {
+
+pmalloc_pool* pmalloc_create_pool(const char* name, size_t refill, unsigned short align_order,
+                                  unsigned flags) {
+  return ToHandle(Registry::CreatePool(name, refill, align_order, flags));
+}
+
+int pmalloc_prealloc(pmalloc_pool* handle, size_t size) {
+  Pool* pool = FromHandle(handle);
+  return pool == nullptr ? -1 : pool->Prealloc(size);
+}
+
+
+void* pzalloc(pmalloc_pool* handle, size_t size) {
+  Pool* pool = FromHandle(handle);
+  return pool == nullptr ? nullptr : pool->Allocate(size, 0, true);
+}
+
+void* pmalloc_aligned(pmalloc_pool* handle, size_t size, size_t align) {
+  Pool* pool = FromHandle(handle);
+  if (pool == nullptr) return nullptr;
+  if (align == 0 || (align & (align - 1)) != 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return pool->Allocate(size, align, false);
+}
+
+void* pmalloc_array(pmalloc_pool* handle, size_t n, size_t size) {
+  size_t bytes;
+  if (!Multiply(n, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return pmalloc(handle, bytes);
+}
+
+void* pcalloc(pmalloc_pool* handle, size_t n, size_t size) {
+  size_t bytes;
+  if (!Multiply(n, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return pzalloc(handle, bytes);
+}
+
+char* pstrdup(pmalloc_pool* handle, const char* s) {
+  if (s == nullptr) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  const size_t len = strlen(s) + 1;
+  char* copy = static_cast<char*>(pmalloc(handle, len));
+  if (copy != nullptr) memcpy(copy, s, len);
+  return copy;
+}
+
+void pfree(pmalloc_pool* handle, const void* ptr) {
+  if (ptr == nullptr) return;
+  Pool* pool = FromHandle(handle);
+  if (pool != nullptr) pool->Free(ptr);
+}
+
+size_t pmalloc_usable_size(const void* ptr) { return Pool::UsableSize(ptr); }
+
+int pmalloc_protect_pool(pmalloc_pool* handle) {
+  Pool* pool = FromHandle(handle);
+  return pool == nullptr ? -1 : pool->Protect();
+}
+
+int pmalloc_seal_pool(pmalloc_pool* handle) {
+  Pool* pool = FromHandle(handle);
+  return pool == nullptr ? -1 : pool->Seal();
+}
+
+int pmalloc_destroy_pool(pmalloc_pool* handle) {
+  Pool* pool = FromHandle(handle);
+  return pool == nullptr ? -1 : Registry::DestroyPool(pool);
+}
+
+int pmalloc_lockdown(unsigned flags) {
+  if ((flags & ~PMALLOC_LOCKDOWN_SEAL) != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  return Registry::Lockdown(flags);
+}
+
+int pmalloc_register_lockdown_range(void* start, size_t len, const char* name) {
+  return Registry::RegisterRange(start, len, name);
+}
+
+pmalloc_pool* pmalloc_pool_of(const void* ptr) {
+  pmalloc::internal::Area* a = pmalloc::internal::Window::AreaOf(ptr);
+  return a == nullptr ? nullptr : ToHandle(a->pool);
+}
+
+int pmalloc_is_protected(const void* ptr) {
+  pmalloc::internal::Area* a = pmalloc::internal::Window::AreaOf(ptr);
+  return (a != nullptr && !a->writable.load(std::memory_order_acquire)) ? 1 : 0;
+}
+
+const char* pmalloc_pool_name(const pmalloc_pool* handle) {
+  Pool* pool = FromHandle(handle);
+  return pool == nullptr ? nullptr : pool->name();
+}
+
+int pmalloc_pool_stats(const pmalloc_pool* handle, pmalloc_stats* out) {
+  Pool* pool = FromHandle(handle);
+  if (pool == nullptr) return -1;
+  if (out == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  pool->Stats(out);
+  return 0;
+}
+
+pmalloc_pool* pmalloc_default_pool(void) { return ToHandle(Registry::DefaultPool()); }
+
+}  // extern "C"
+
+// Declared in namespace pmalloc for C++ (see pmalloc.h); the symbol is the C `pmalloc`.
+namespace pmalloc {
+extern "C" void*(pmalloc)(pmalloc_pool* handle, size_t size) {
+  Pool* pool = FromHandle(handle);
+  return pool == nullptr ? nullptr : pool->Allocate(size, 0, false);
+}
+}  // namespace pmalloc

@@ -1,0 +1,158 @@
+/* pmalloc — protectable memory pools for Linux userspace.
+ *
+ * The C API follows the Linux kernel's pmalloc proposal so that ported code reads the
+ * same. A pool is a set of *areas*: whole pages taken from one reserved address window.
+ * Only pool data lives on pool pages (allocator metadata is kept elsewhere), so a pool can
+ * be made read-only through the MMU with one mprotect per area, and sealed with mseal(2).
+ *
+ * Conventions:
+ *  - `int` functions return 0 on success, or -1 with errno set.
+ *  - pointer functions return NULL with errno set.
+ *  - every function is thread-safe; each pool has its own lock and untagged malloc/free
+ *    never takes a pmalloc lock.
+ *  - misuse that is memory corruption (pfree of a pointer that is not the start of a live
+ *    allocation of that pool, double pfree) aborts with one of these fixed messages on
+ *    stderr, naming the pool:
+ *      "pmalloc: pfree(): invalid pointer <addr> for pool '<name>'"
+ *      "pmalloc: pfree(): double free of <addr> in pool '<name>'"
+ */
+#ifndef PMALLOC_PMALLOC_H_
+#define PMALLOC_PMALLOC_H_
+
+#include <stddef.h>
+
+#if defined(__GNUC__)
+#define PMALLOC_EXPORT __attribute__((visibility("default")))
+#else
+#define PMALLOC_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct pmalloc_pool; /* opaque */
+
+/* Pool flags. */
+#define PMALLOC_POOL_GROWABLE (1u << 0) /* may allocate again after protect: new area */
+#define PMALLOC_POOL_MANUAL (1u << 1)   /* left out of pmalloc_lockdown() */
+
+/* Lockdown flags. */
+#define PMALLOC_LOCKDOWN_SEAL (1u << 0) /* also mseal(2) every locked pool: irreversible */
+
+/* Longest pool name accepted by pmalloc_create_pool (bytes, without the NUL). */
+#define PMALLOC_NAME_MAX 63
+
+/* Creates an empty pool. `name` (1..PMALLOC_NAME_MAX bytes) names its areas in
+ * /proc/PID/maps as "pmalloc:<name>". `refill` is the minimum area size, rounded up to
+ * whole pages (0: 64 KiB). Every allocation is aligned to 1 << align_order bytes
+ * (0: 16, the malloc default; at most 30).
+ * Errors: EINVAL (NULL/empty/too long name, bad align_order, unknown flags), ENOMEM. */
+PMALLOC_EXPORT struct pmalloc_pool *pmalloc_create_pool(const char *name, size_t refill,
+                                                        unsigned short align_order,
+                                                        unsigned flags);
+
+/* Makes sure the pool can serve `size` more bytes without taking a new area.
+ * Errors: EINVAL (NULL pool), EPERM (protected, not growable), ENOMEM. */
+PMALLOC_EXPORT int pmalloc_prealloc(struct pmalloc_pool *pool, size_t size);
+
+/* Allocates `size` bytes from the pool (size 0 behaves like malloc(0): a unique pointer).
+ * On a protected pool: a GROWABLE pool opens a fresh area, otherwise EPERM.
+ * Errors: EINVAL (NULL pool), EPERM, ENOMEM (also on size overflow). Cost: O(1) amortised;
+ * one lock, no syscall unless a new area is needed. */
+#ifndef __cplusplus
+PMALLOC_EXPORT void *pmalloc(struct pmalloc_pool *pool, size_t size);
+#endif
+/* As pmalloc, with the memory zeroed. */
+PMALLOC_EXPORT void *pzalloc(struct pmalloc_pool *pool, size_t size);
+/* n * size bytes; ENOMEM when the product overflows. */
+PMALLOC_EXPORT void *pmalloc_array(struct pmalloc_pool *pool, size_t n, size_t size);
+/* As pmalloc_array, zeroed. */
+PMALLOC_EXPORT void *pcalloc(struct pmalloc_pool *pool, size_t n, size_t size);
+/* Copies the NUL-terminated string `s` into the pool. EINVAL for a NULL string. */
+PMALLOC_EXPORT char *pstrdup(struct pmalloc_pool *pool, const char *s);
+/* pmalloc with an explicit alignment (a power of two; at least the pool's own).
+ * Errors: as pmalloc, plus EINVAL for a bad alignment. */
+PMALLOC_EXPORT void *pmalloc_aligned(struct pmalloc_pool *pool, size_t size, size_t align);
+
+/* Releases an allocation. Before the pool is protected the memory is reused; after, it is
+ * only un-accounted (stats.freed_after_protect_bytes) until the pool is destroyed.
+ * pfree(pool, NULL) does nothing. Aborts on an invalid pointer or a double free. */
+PMALLOC_EXPORT void pfree(struct pmalloc_pool *pool, const void *ptr);
+
+/* Usable size of a live pool allocation (at least the requested size), 0 if `ptr` is not
+ * the start of a live allocation of any pool. */
+PMALLOC_EXPORT size_t pmalloc_usable_size(const void *ptr);
+
+/* Makes every area of the pool read-only (one mprotect per area). Any later write to the
+ * pool's allocations kills the process with SIGSEGV; reads keep working. What is left of
+ * the current area is relinquished: it is never written again.
+ * Errors: EINVAL (NULL pool), or the errno of a failing mprotect. */
+PMALLOC_EXPORT int pmalloc_protect_pool(struct pmalloc_pool *pool);
+
+/* Protects the pool if needed, then seals its areas with mseal(2): they can never be made
+ * writable, unmapped or remapped again, and the pool can never be destroyed.
+ * Errors: ENOSYS when the kernel has no mseal (the pool is still protected). */
+PMALLOC_EXPORT int pmalloc_seal_pool(struct pmalloc_pool *pool);
+
+/* Returns the pool's pages to the system; none of its addresses stays mapped (they become
+ * inaccessible reserved address space). The handle is invalid afterwards.
+ * Errors: EINVAL (NULL pool), EBUSY (live allocations; memory pfree'd after protect counts
+ * as released; pool left intact), EPERM (sealed pool). */
+PMALLOC_EXPORT int pmalloc_destroy_pool(struct pmalloc_pool *pool);
+
+/* Protects every pool not created with PMALLOC_POOL_MANUAL, and every range registered
+ * with pmalloc_register_lockdown_range; with PMALLOC_LOCKDOWN_SEAL also seals them.
+ * Returns 0, or -1 with the errno of the first failure (every pool is still attempted;
+ * ENOSYS when sealing is unsupported: the pools are still protected). */
+PMALLOC_EXPORT int pmalloc_lockdown(unsigned flags);
+
+/* Registers whole pages [start, start + len) that pmalloc_lockdown() makes read-only
+ * (and seals with PMALLOC_LOCKDOWN_SEAL). Used for protected statics. If lockdown already
+ * happened the range is protected at once. Errors: EINVAL (NULL, len 0, not page-aligned),
+ * ENOMEM (too many ranges), or the errno of mprotect. */
+PMALLOC_EXPORT int pmalloc_register_lockdown_range(void *start, size_t len, const char *name);
+
+/* The pool that owns `ptr` (any byte of a pool area), or NULL. Lock-free, O(1). */
+PMALLOC_EXPORT struct pmalloc_pool *pmalloc_pool_of(const void *ptr);
+
+/* 1 when `ptr` lies in a read-only pool area, else 0. Lock-free, O(1). */
+PMALLOC_EXPORT int pmalloc_is_protected(const void *ptr);
+
+/* Name given at creation, or NULL for a NULL pool. */
+PMALLOC_EXPORT const char *pmalloc_pool_name(const struct pmalloc_pool *pool);
+
+struct pmalloc_stats {
+  size_t live_bytes;                /* usable bytes of live allocations */
+  size_t live_allocs;               /* number of live allocations */
+  size_t mapped_bytes;              /* bytes of pages mapped for the pool's areas */
+  size_t freed_after_protect_bytes; /* pfree'd after protection: leaked until destroy */
+  size_t areas;                     /* number of areas */
+  int is_protected;                 /* 1 when no area of the pool is writable */
+  int is_sealed;                    /* 1 when every area is sealed */
+};
+
+/* Fills `out` with a consistent snapshot. Errors: EINVAL (NULL argument). */
+PMALLOC_EXPORT int pmalloc_pool_stats(const struct pmalloc_pool *pool,
+                                      struct pmalloc_stats *out);
+
+/* The process-wide default lockable pool (GROWABLE, included in pmalloc_lockdown), created
+ * on first use under the name "default". The target of GFP_LOCKABLE. NULL with ENOMEM if
+ * it cannot be created. */
+PMALLOC_EXPORT struct pmalloc_pool *pmalloc_default_pool(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+
+/* In C++ `pmalloc` is also the namespace of the C++ API (pmalloc.hpp), and a namespace and a
+ * function cannot share a name. The C function is therefore declared inside that namespace
+ * (same symbol, C linkage), and a function-like macro lets C++ code call it exactly as C
+ * does: `pmalloc(pool, size)`. `pmalloc::Pool` and other uses not followed by '(' are
+ * untouched. To take its address in C++, write `&::pmalloc::pmalloc`. */
+namespace pmalloc {
+extern "C" PMALLOC_EXPORT void *pmalloc(struct pmalloc_pool *pool, size_t size);
+}  // namespace pmalloc
+#define pmalloc(pool, size) (::pmalloc::pmalloc)((pool), (size))
+#endif
+
+#endif /* PMALLOC_PMALLOC_H_ */

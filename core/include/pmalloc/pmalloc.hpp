@@ -1,0 +1,109 @@
+// C++ API of pmalloc: RAII pools, an STL allocator, and lockdown with absl::Status.
+// Thin wrappers over pmalloc.h; the same errors, thread safety and costs apply.
+#ifndef PMALLOC_PMALLOC_HPP_
+#define PMALLOC_PMALLOC_HPP_
+
+#include <cstddef>
+#include <limits>
+#include <new>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "pmalloc/pmalloc.h"
+
+namespace pmalloc {
+
+struct PoolOptions {
+  size_t refill = 0;              // minimum area size (0: 64 KiB)
+  unsigned short align_order = 0; // allocation alignment 1 << align_order (0: 16)
+  bool growable = false;          // may allocate after protect (PMALLOC_POOL_GROWABLE)
+  bool manual = false;            // left out of Lockdown() (PMALLOC_POOL_MANUAL)
+};
+
+// Owns a pmalloc pool. Move-only. The destructor destroys the pool; if that fails (live
+// allocations: EBUSY, or sealed: EPERM) the pool is left in place, still valid memory.
+class PMALLOC_EXPORT Pool {
+ public:
+  // Errors: InvalidArgument (bad name/options), ResourceExhausted (no memory).
+  static absl::StatusOr<Pool> Create(std::string_view name, PoolOptions options = {});
+
+  Pool(Pool&& other) noexcept : pool_(std::exchange(other.pool_, nullptr)) {}
+  Pool& operator=(Pool&& other) noexcept;
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  ~Pool();
+
+  // nullptr on failure (errno as pmalloc_aligned). align 0: the pool's alignment.
+  void* Allocate(size_t size, size_t align = 0);
+  void Free(const void* p) { pfree(pool_, p); }
+
+  // Constructs a T in the pool; nullptr when out of memory or the pool is locked.
+  template <class T, class... A>
+  T* New(A&&... args) {
+    void* p = Allocate(sizeof(T), alignof(T));
+    return p == nullptr ? nullptr : new (p) T(std::forward<A>(args)...);
+  }
+
+  absl::Status Protect();
+  absl::Status Seal();
+  // Destroys the pool now; on error the pool stays owned by this object.
+  absl::Status Destroy();
+  pmalloc_stats stats() const;
+
+  pmalloc_pool* get() const { return pool_; }
+  // Gives up ownership: the pool will not be destroyed by this object.
+  pmalloc_pool* release() { return std::exchange(pool_, nullptr); }
+
+ private:
+  explicit Pool(pmalloc_pool* pool) : pool_(pool) {}
+  pmalloc_pool* pool_;
+};
+
+// Standard allocator drawing from a pool: works with std::vector, std::map,
+// std::basic_string and absl::flat_hash_map. Throws std::bad_alloc on failure.
+template <class T>
+class PoolAllocator {
+ public:
+  using value_type = T;
+  using propagate_on_container_copy_assignment = std::true_type;
+  using propagate_on_container_move_assignment = std::true_type;
+  using propagate_on_container_swap = std::true_type;
+
+  explicit PoolAllocator(pmalloc_pool* pool) noexcept : pool_(pool) {}
+  explicit PoolAllocator(const Pool& pool) noexcept : pool_(pool.get()) {}
+  template <class U>
+  PoolAllocator(const PoolAllocator<U>& other) noexcept : pool_(other.pool()) {}  // NOLINT
+
+  T* allocate(size_t n) {
+    if (n > std::numeric_limits<size_t>::max() / sizeof(T)) throw std::bad_alloc();
+    void* p = pmalloc_aligned(pool_, n * sizeof(T), alignof(T) < 8 ? 8 : alignof(T));
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) noexcept { pfree(pool_, p); }
+
+  pmalloc_pool* pool() const noexcept { return pool_; }
+
+  template <class U>
+  bool operator==(const PoolAllocator<U>& o) const noexcept { return pool_ == o.pool(); }
+  template <class U>
+  bool operator!=(const PoolAllocator<U>& o) const noexcept { return pool_ != o.pool(); }
+
+ private:
+  pmalloc_pool* pool_;
+};
+
+struct LockdownOptions {
+  bool seal = false;  // also mseal(2): irreversible
+};
+
+// Protects every non-manual pool (pmalloc_lockdown). Unimplemented when sealing is not
+// supported by the kernel (the pools are still protected).
+PMALLOC_EXPORT absl::Status Lockdown(LockdownOptions options = {});
+
+}  // namespace pmalloc
+
+#endif  // PMALLOC_PMALLOC_HPP_

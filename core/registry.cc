@@ -1,0 +1,163 @@
+#include "core/registry.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+#include <atomic>
+
+#include "absl/base/attributes.h"
+#include "absl/base/const_init.h"
+#include "absl/base/internal/spinlock.h"
+#include "core/platform.h"
+
+namespace pmalloc::internal {
+
+using absl::base_internal::SpinLock;
+using absl::base_internal::SpinLockHolder;
+
+namespace {
+
+struct LockdownRange {
+  void* start;
+  size_t len;
+  const char* name;
+  bool sealed;
+};
+
+ABSL_CONST_INIT SpinLock registry_lock(absl::kConstInit,
+                                       absl::base_internal::SCHEDULE_KERNEL_ONLY);
+ABSL_CONST_INIT Pool* pools = nullptr;  // guarded by registry_lock
+ABSL_CONST_INIT std::atomic<Pool*> default_pool{nullptr};
+ABSL_CONST_INIT std::atomic<bool> locked_down{false};
+ABSL_CONST_INIT bool fork_handlers_installed = false;  // guarded by registry_lock
+ABSL_CONST_INIT LockdownRange ranges[Registry::kMaxRanges] = {};
+ABSL_CONST_INIT size_t range_count = 0;  // guarded by registry_lock
+
+// Fork: hold every pmalloc lock across fork so the child never inherits one mid-update.
+void PrepareFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  registry_lock.Lock();
+  for (Pool* p = pools; p != nullptr; p = p->next) p->LockForFork();
+  Window::LockForFork();
+}
+
+void AfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  Window::UnlockAfterFork();
+  for (Pool* p = pools; p != nullptr; p = p->next) p->UnlockAfterFork();
+  registry_lock.Unlock();
+}
+
+bool ProtectRange(LockdownRange& r, bool seal, int* err) {
+  if (!platform::ProtectReadOnly(r.start, r.len)) {
+    if (*err == 0) *err = errno;
+    return false;
+  }
+  if (seal && !r.sealed) {
+    if (platform::Seal(r.start, r.len)) {
+      r.sealed = true;
+    } else if (*err == 0) {
+      *err = errno;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Pool* Registry::CreatePool(const char* name, size_t refill, unsigned align_order,
+                           unsigned flags) {
+  Pool* pool = Pool::Create(name, refill, align_order, flags);
+  if (pool == nullptr) return nullptr;
+  bool install = false;
+  {
+    SpinLockHolder h(&registry_lock);
+    pool->next = pools;
+    if (pools != nullptr) pools->prev = pool;
+    pools = pool;
+    install = !fork_handlers_installed;
+    fork_handlers_installed = true;
+  }
+  // Outside the lock: pthread_atfork may allocate.
+  if (install) pthread_atfork(PrepareFork, AfterFork, AfterFork);
+  return pool;
+}
+
+int Registry::DestroyPool(Pool* pool) {
+  {
+    SpinLockHolder h(&registry_lock);
+    if (pool == default_pool.load(std::memory_order_relaxed)) {
+      errno = EPERM;  // the default pool lives as long as the process
+      return -1;
+    }
+    if (pool->Release() != 0) return -1;
+    if (pool->prev != nullptr) pool->prev->next = pool->next;
+    if (pool->next != nullptr) pool->next->prev = pool->prev;
+    if (pools == pool) pools = pool->next;
+  }
+  Pool::Delete(pool);
+  return 0;
+}
+
+int Registry::Lockdown(unsigned flags) {
+  const bool seal = (flags & PMALLOC_LOCKDOWN_SEAL) != 0;
+  int err = 0;
+  SpinLockHolder h(&registry_lock);
+  for (Pool* p = pools; p != nullptr; p = p->next) {
+    if ((p->flags() & PMALLOC_POOL_MANUAL) != 0) continue;
+    if ((seal ? p->Seal() : p->Protect()) != 0 && err == 0) err = errno;
+  }
+  for (size_t i = 0; i < range_count; ++i) ProtectRange(ranges[i], seal, &err);
+  locked_down.store(true, std::memory_order_release);
+  if (err != 0) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
+
+int Registry::RegisterRange(void* start, size_t len, const char* name) {
+  const size_t page = platform::PageSize();
+  if (start == nullptr || len == 0 || (reinterpret_cast<uintptr_t>(start) & (page - 1)) != 0 ||
+      (len & (page - 1)) != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  SpinLockHolder h(&registry_lock);
+  if (range_count == kMaxRanges) {
+    errno = ENOMEM;
+    return -1;
+  }
+  LockdownRange& r = ranges[range_count];
+  r = {start, len, name, false};
+  if (locked_down.load(std::memory_order_relaxed)) {
+    int err = 0;
+    if (!ProtectRange(r, /*seal=*/false, &err)) {
+      errno = err;
+      return -1;
+    }
+  }
+  ++range_count;
+  return 0;
+}
+
+Pool* Registry::DefaultPool() {
+  Pool* pool = default_pool.load(std::memory_order_acquire);
+  if (pool != nullptr) return pool;
+  pool = CreatePool("default", 0, 0, PMALLOC_POOL_GROWABLE);
+  if (pool == nullptr) return nullptr;
+  Pool* expected = nullptr;
+  if (!default_pool.compare_exchange_strong(expected, pool, std::memory_order_acq_rel)) {
+    // Another thread won the race; ours is empty and can go.
+    DestroyPool(pool);
+    return expected;
+  }
+  return pool;
+}
+
+bool Registry::LockedDown() { return locked_down.load(std::memory_order_acquire); }
+
+void Registry::ForEachPool(void (*fn)(Pool* pool, void* arg), void* arg) {
+  SpinLockHolder h(&registry_lock);
+  for (Pool* p = pools; p != nullptr; p = p->next) fn(p, arg);
+}
+
+}  // namespace pmalloc::internal

@@ -1,0 +1,37 @@
+// The registry: every live pool, the default lockable pool, lockdown, lockdown ranges
+// (protected statics) and the fork handlers that keep pool locks consistent in a child.
+// Lock order: registry lock, then a pool's lock, then the window lock.
+#ifndef PMALLOC_CORE_REGISTRY_H_
+#define PMALLOC_CORE_REGISTRY_H_
+
+#include <cstddef>
+
+#include "core/pool.h"
+
+namespace pmalloc::internal {
+
+class Registry {
+ public:
+  static constexpr size_t kMaxRanges = 256;
+
+  // Creates a pool and links it (nullptr with errno).
+  static Pool* CreatePool(const char* name, size_t refill, unsigned align_order,
+                          unsigned flags);
+  // Releases the pool's pages and unlinks it; -1 with errno (pool intact on EBUSY/EPERM).
+  static int DestroyPool(Pool* pool);
+  // Protects (and with PMALLOC_LOCKDOWN_SEAL seals) every non-MANUAL pool and range.
+  static int Lockdown(unsigned flags);
+  static int RegisterRange(void* start, size_t len, const char* name);
+  // The default lockable pool, created on first use; nullptr with errno.
+  static Pool* DefaultPool();
+  // True once pmalloc_lockdown has run.
+  static bool LockedDown();
+
+  // Calls fn(pool, arg) for every live pool under the registry lock. fn must not create or
+  // destroy pools.
+  static void ForEachPool(void (*fn)(Pool* pool, void* arg), void* arg);
+};
+
+}  // namespace pmalloc::internal
+
+#endif  // PMALLOC_CORE_REGISTRY_H_

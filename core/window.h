@@ -1,0 +1,89 @@
+// The area manager: one reserved window of address space from which every pool area is
+// carved. "Is p pool memory?" is one subtraction and compare; "which area?" is a shift and
+// a table load. Areas are granule-aligned and followed by at least one unmapped granule, so
+// an overflow off the end of one pool faults instead of reaching another pool.
+#ifndef PMALLOC_CORE_WINDOW_H_
+#define PMALLOC_CORE_WINDOW_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace pmalloc::internal {
+
+class Pool;
+
+// Allocation unit inside areas: block starts and sizes are multiples of it.
+inline constexpr size_t kUnitShift = 3;
+inline constexpr size_t kUnit = size_t{1} << kUnitShift;
+
+// Address granule of the window (area alignment and lookup table resolution).
+inline constexpr size_t kGranuleShift = 16;
+inline constexpr size_t kGranule = size_t{1} << kGranuleShift;
+
+inline constexpr size_t kDefaultWindowSize = size_t{64} << 30;
+
+// One virtually contiguous run of pool pages. Metadata lives here, never on pool pages:
+// a start bit and a live bit per unit.
+struct Area {
+  uintptr_t base = 0;
+  size_t size = 0;   // mapped bytes (page multiple)
+  size_t span = 0;   // reserved bytes, including the trailing guard
+  size_t bump = 0;   // bytes from base ever handed out (REQUIRES pool lock)
+  std::atomic<bool> writable{true};
+  std::atomic<bool> sealed{false};
+  Pool* pool = nullptr;
+  uint64_t* start_bits = nullptr;
+  uint64_t* live_bits = nullptr;
+  Area* next = nullptr;  // the owning pool's list
+
+  bool Contains(uintptr_t p) const { return p - base < size; }
+};
+
+class Window {
+ public:
+  // True when `p` lies anywhere in the window. Lock-free, valid before initialisation.
+  static bool Contains(const void* p) {
+    return reinterpret_cast<uintptr_t>(p) - base_.load(std::memory_order_relaxed) <
+           size_.load(std::memory_order_relaxed);
+  }
+
+  // The live area containing `p`, or nullptr. Lock-free and async-signal-safe.
+  static Area* AreaOf(const void* p) {
+    const uintptr_t off = reinterpret_cast<uintptr_t>(p) - base_.load(std::memory_order_relaxed);
+    if (off >= size_.load(std::memory_order_relaxed)) return nullptr;
+    Area* a = table_[off >> kGranuleShift].load(std::memory_order_acquire);
+    return (a != nullptr && a->Contains(reinterpret_cast<uintptr_t>(p))) ? a : nullptr;
+  }
+
+  // Sets the window size used at initialisation. False once the window exists.
+  static bool SetSize(size_t bytes);
+
+  // Reserves the window on first call (halving the size down to 1 GiB if the system
+  // refuses). Thread-safe. False with errno ENOMEM when nothing could be reserved.
+  static bool EnsureInit();
+
+  // Maps a new writable area of at least `size` bytes for `pool`, named `name` in
+  // /proc/PID/maps. Returns nullptr with errno set on failure.
+  static Area* NewArea(Pool* pool, size_t size, const char* name);
+
+  // Unmaps the area, returns its pages and address range, frees its metadata.
+  // False with errno set if the pages could not be unmapped (the area stays registered).
+  static bool DeleteArea(Area* area);
+
+  static uintptr_t base() { return base_.load(std::memory_order_relaxed); }
+  static size_t size() { return size_.load(std::memory_order_relaxed); }
+
+  // Fork support: the window lock is held across fork by the registry.
+  static void LockForFork();
+  static void UnlockAfterFork();
+
+ private:
+  static std::atomic<uintptr_t> base_;
+  static std::atomic<size_t> size_;
+  static std::atomic<Area*>* table_;
+};
+
+}  // namespace pmalloc::internal
+
+#endif  // PMALLOC_CORE_WINDOW_H_

@@ -1,0 +1,312 @@
+// Allocation, reuse, alignment, errno and accounting of pools (no protection here).
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "pmalloc/pmalloc.h"
+
+namespace {
+
+pmalloc_pool* NewPool(const char* name, size_t refill = 0, unsigned short order = 0,
+                      unsigned flags = 0) {
+  pmalloc_pool* p = pmalloc_create_pool(name, refill, order, flags);
+  EXPECT_NE(p, nullptr) << "errno " << errno;
+  return p;
+}
+
+pmalloc_stats Stats(pmalloc_pool* p) {
+  pmalloc_stats s{};
+  EXPECT_EQ(pmalloc_pool_stats(p, &s), 0);
+  return s;
+}
+
+TEST(CreatePool, RejectsBadArguments) {
+  errno = 0;
+  EXPECT_EQ(pmalloc_create_pool(nullptr, 0, 0, 0), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(pmalloc_create_pool("", 0, 0, 0), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(pmalloc_create_pool(std::string(PMALLOC_NAME_MAX + 1, 'x').c_str(), 0, 0, 0),
+            nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(pmalloc_create_pool("bad-order", 0, 31, 0), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(pmalloc_create_pool("bad-flags", 0, 0, 1u << 7), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+}
+
+TEST(CreatePool, NullPoolIsEinvalEverywhere) {
+  errno = 0;
+  EXPECT_EQ(pmalloc(nullptr, 8), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(pmalloc_protect_pool(nullptr), -1);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(pmalloc_destroy_pool(nullptr), -1);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(pmalloc_prealloc(nullptr, 8), -1);
+  EXPECT_EQ(errno, EINVAL);
+  pmalloc_stats s;
+  EXPECT_EQ(pmalloc_pool_stats(nullptr, &s), -1);
+  pfree(nullptr, nullptr);  // no-op
+}
+
+TEST(Allocate, DistinctAlignedAndWritable) {
+  pmalloc_pool* pool = NewPool("alloc");
+  std::set<uintptr_t> seen;
+  for (size_t size : {1u, 7u, 8u, 16u, 17u, 100u, 512u, 4000u, 70000u}) {
+    char* p = static_cast<char*>(pmalloc(pool, size));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
+    memset(p, 0xab, size);
+    EXPECT_TRUE(seen.insert(reinterpret_cast<uintptr_t>(p)).second);
+    EXPECT_EQ(pmalloc_pool_of(p), pool);
+    EXPECT_EQ(pmalloc_pool_of(p + size - 1), pool);
+    EXPECT_GE(pmalloc_usable_size(p), size);
+  }
+  for (uintptr_t p : seen) pfree(pool, reinterpret_cast<void*>(p));
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
+}
+
+TEST(Allocate, ZeroSizeGivesUniquePointers) {
+  pmalloc_pool* pool = NewPool("zero");
+  void* a = pmalloc(pool, 0);
+  void* b = pmalloc(pool, 0);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(a, b);
+  pfree(pool, a);
+  pfree(pool, b);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
+}
+
+TEST(Allocate, OverflowIsEnomem) {
+  pmalloc_pool* pool = NewPool("overflow");
+  errno = 0;
+  EXPECT_EQ(pmalloc_array(pool, SIZE_MAX / 2, 3), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(pcalloc(pool, SIZE_MAX, SIZE_MAX), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(pmalloc(pool, SIZE_MAX), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(pmalloc_aligned(pool, 8, 24), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
+}
+
+TEST(Allocate, AlignOrderIsHonoured) {
+  for (unsigned short order : {3, 4, 6, 12, 17}) {
+    pmalloc_pool* pool = NewPool("aligned", 0, order);
+    for (int i = 0; i < 50; ++i) {
+      void* p = pmalloc(pool, 24 + i);
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (1u << order), 0u) << order;
+    }
+    pmalloc_protect_pool(pool);  // allocations still live: leave the pool
+  }
+}
+
+TEST(Allocate, PerCallAlignment) {
+  pmalloc_pool* pool = NewPool("percall");
+  for (size_t align : {32u, 256u, 4096u, 1u << 20}) {
+    void* p = pmalloc_aligned(pool, 40, align);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u);
+    pfree(pool, p);
+  }
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
+}
+
+TEST(Allocate, ZeroingAndStrdup) {
+  pmalloc_pool* pool = NewPool("zeroing");
+  // Dirty a block, free it, then pzalloc must hand it back zeroed.
+  char* a = static_cast<char*>(pmalloc(pool, 64));
+  memset(a, 0xff, 64);
+  pfree(pool, a);
+  char* z = static_cast<char*>(pzalloc(pool, 64));
+  EXPECT_EQ(z, a) << "same-size block should be reused";
+  for (int i = 0; i < 64; ++i) ASSERT_EQ(z[i], 0);
+  int* c = static_cast<int*>(pcalloc(pool, 10, sizeof(int)));
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(c[i], 0);
+  char* s = pstrdup(pool, "policy");
+  EXPECT_STREQ(s, "policy");
+  errno = 0;
+  EXPECT_EQ(pstrdup(pool, nullptr), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+}
+
+TEST(Free, ReusesBeforeProtect) {
+  pmalloc_pool* pool = NewPool("reuse");
+  void* big = pmalloc(pool, 5000);
+  void* small = pmalloc(pool, 48);
+  pfree(pool, small);
+  EXPECT_EQ(pmalloc(pool, 48), small);
+  pfree(pool, big);
+  void* again = pmalloc(pool, 4000);  // first fit in the freed 5000-byte block
+  EXPECT_EQ(again, big);
+  pmalloc_stats s = Stats(pool);
+  EXPECT_EQ(s.live_allocs, 2u);
+  EXPECT_EQ(s.areas, 1u);
+}
+
+TEST(Stats, Accounting) {
+  pmalloc_pool* pool = NewPool("stats", 1 << 20);
+  pmalloc_stats s = Stats(pool);
+  EXPECT_EQ(s.live_allocs, 0u);
+  EXPECT_EQ(s.areas, 0u);
+  void* p = pmalloc(pool, 100);
+  s = Stats(pool);
+  EXPECT_EQ(s.live_allocs, 1u);
+  EXPECT_GE(s.live_bytes, 100u);
+  EXPECT_EQ(s.mapped_bytes, 1u << 20);
+  EXPECT_EQ(s.areas, 1u);
+  EXPECT_EQ(s.is_protected, 0);
+  pfree(pool, p);
+  s = Stats(pool);
+  EXPECT_EQ(s.live_allocs, 0u);
+  EXPECT_EQ(s.live_bytes, 0u);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
+}
+
+TEST(Prealloc, AvoidsNewArea) {
+  pmalloc_pool* pool = NewPool("prealloc", 4096);
+  ASSERT_EQ(pmalloc_prealloc(pool, 100000), 0);
+  EXPECT_EQ(Stats(pool).areas, 1u);
+  for (int i = 0; i < 100; ++i) ASSERT_NE(pmalloc(pool, 1000), nullptr);
+  EXPECT_EQ(Stats(pool).areas, 1u);
+}
+
+TEST(Areas, RefillAndPoolsNeverSharePages) {
+  pmalloc_pool* a = NewPool("share-a", 4096);
+  pmalloc_pool* b = NewPool("share-b", 4096);
+  const uintptr_t page = 4096;
+  std::set<uintptr_t> pages_a;
+  for (int i = 0; i < 200; ++i) {
+    uintptr_t p = reinterpret_cast<uintptr_t>(pmalloc(a, 100));
+    pages_a.insert(p / page);
+  }
+  for (int i = 0; i < 200; ++i) {
+    uintptr_t p = reinterpret_cast<uintptr_t>(pmalloc(b, 100));
+    EXPECT_EQ(pages_a.count(p / page), 0u);
+  }
+  EXPECT_GT(Stats(a).areas, 1u);  // 200 * 112 bytes does not fit one 4 KiB area
+}
+
+TEST(Areas, NamedInProcMaps) {
+  pmalloc_pool* pool = NewPool("maps-name-check");
+  ASSERT_NE(pmalloc(pool, 8), nullptr);
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  bool found = false;
+  while (std::getline(maps, line)) {
+    found = found || line.find("pmalloc:maps-name-check") != std::string::npos;
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(PoolOf, NonPoolPointers) {
+  int stack_var = 0;
+  std::vector<int> heap(10);
+  EXPECT_EQ(pmalloc_pool_of(&stack_var), nullptr);
+  EXPECT_EQ(pmalloc_pool_of(heap.data()), nullptr);
+  EXPECT_EQ(pmalloc_pool_of(nullptr), nullptr);
+  EXPECT_EQ(pmalloc_is_protected(heap.data()), 0);
+  EXPECT_EQ(pmalloc_usable_size(heap.data()), 0u);
+}
+
+TEST(Destroy, BusyWithLiveAllocations) {
+  pmalloc_pool* pool = NewPool("busy");
+  void* p = pmalloc(pool, 32);
+  errno = 0;
+  EXPECT_EQ(pmalloc_destroy_pool(pool), -1);
+  EXPECT_EQ(errno, EBUSY);
+  // Pool left intact and usable.
+  memset(p, 1, 32);
+  EXPECT_NE(pmalloc(pool, 8), nullptr);
+}
+
+TEST(Destroy, FreesAddressRange) {
+  pmalloc_pool* pool = NewPool("gone");
+  char* p = static_cast<char*>(pmalloc(pool, 32));
+  pfree(pool, p);
+  ASSERT_EQ(pmalloc_destroy_pool(pool), 0);
+  EXPECT_EQ(pmalloc_pool_of(p), nullptr);
+  EXPECT_EXIT(*p = 1, testing::KilledBySignal(SIGSEGV), "");
+  EXPECT_EXIT((void)*static_cast<volatile char*>(p), testing::KilledBySignal(SIGSEGV), "");
+}
+
+TEST(Destroy, DefaultPoolCannotBeDestroyed) {
+  pmalloc_pool* d = pmalloc_default_pool();
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d, pmalloc_default_pool());
+  EXPECT_STREQ(pmalloc_pool_name(d), "default");
+  errno = 0;
+  EXPECT_EQ(pmalloc_destroy_pool(d), -1);
+  EXPECT_EQ(errno, EPERM);
+}
+
+TEST(Misuse, InvalidFreeAborts) {
+  pmalloc_pool* pool = NewPool("misuse");
+  char* p = static_cast<char*>(pmalloc(pool, 64));
+  int local = 0;
+  EXPECT_DEATH(pfree(pool, p + 8),
+               "pmalloc: pfree\\(\\): invalid pointer 0x[0-9a-f]+ for pool 'misuse'");
+  EXPECT_DEATH(pfree(pool, &local), "invalid pointer 0x[0-9a-f]+ for pool 'misuse'");
+  pmalloc_pool* other = NewPool("other");
+  EXPECT_DEATH(pfree(other, p), "invalid pointer 0x[0-9a-f]+ for pool 'other'");
+}
+
+TEST(Misuse, DoubleFreeAborts) {
+  pmalloc_pool* pool = NewPool("double");
+  void* p = pmalloc(pool, 64);
+  pfree(pool, p);
+  EXPECT_DEATH(pfree(pool, p), "pmalloc: pfree\\(\\): double free of 0x[0-9a-f]+ in pool 'double'");
+}
+
+TEST(Threads, ConcurrentAllocFreeOnePool) {
+  pmalloc_pool* pool = NewPool("threads", 1 << 16, 0, PMALLOC_POOL_MANUAL);
+  constexpr int kThreads = 4;
+  constexpr int kIters = 20000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([pool, t] {
+      std::vector<unsigned char*> mine;
+      for (int i = 0; i < kIters; ++i) {
+        size_t size = 8 + (i * 37 + t) % 500;
+        auto* p = static_cast<unsigned char*>(pmalloc(pool, size));
+        ASSERT_NE(p, nullptr);
+        memset(p, t, size);
+        mine.push_back(p);
+        if (i % 3 == 0) {
+          unsigned char* victim = mine[mine.size() / 2];
+          ASSERT_EQ(*victim, t);  // nobody else got our block
+          pfree(pool, victim);
+          mine[mine.size() / 2] = mine.back();
+          mine.pop_back();
+        }
+      }
+      for (unsigned char* p : mine) pfree(pool, p);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(Stats(pool).live_allocs, 0u);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
+}
+
+}  // namespace
