@@ -1,0 +1,308 @@
+// policy_db: the pmalloc demo. Loads an access-control policy into a pmalloc pool, locks it
+// down, answers queries, and (--tamper) shows an attacker's write into the locked policy
+// being stopped by the MMU.
+//
+//   policy_db --generate FILE --rules N          write a deterministic policy of N rules
+//   policy_db FILE --query "subj obj perm" ...   load, lock, answer (ALLOW/DENY)
+//   policy_db FILE --tamper                      load, lock, attack in forked children
+//   options: --no-seal  lock with mprotect only (default: also mseal(2) where supported)
+//
+// Exit status: 0 success (for --tamper: every attack was stopped), 1 an attack succeeded,
+// 2 usage or input error.
+#include <errno.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "pmalloc/pmalloc.hpp"
+#include "policy.h"
+
+namespace {
+
+using policy_db::Policy;
+
+struct Args {
+  std::string generate;
+  size_t rules = 5000;
+  std::string file;
+  std::vector<std::string> queries;
+  bool tamper = false;
+  bool seal = true;
+};
+
+int Usage(const char* msg) {
+  std::fprintf(stderr,
+               "policy_db: %s\nusage: policy_db --generate FILE [--rules N]\n"
+               "       policy_db FILE [--no-seal] --query \"subject object perm\" ...\n"
+               "       policy_db FILE [--no-seal] --tamper\n",
+               msg);
+  return 2;
+}
+
+bool ParseArgs(int argc, char** argv, Args* args, std::string* error) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (a == "--generate" && has_value) {
+      args->generate = argv[++i];
+    } else if (a == "--rules" && has_value) {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(argv[++i], &end, 10);
+      if (*end != '\0' || n == 0 || n > 100000000) {
+        *error = "--rules needs a number between 1 and 100000000";
+        return false;
+      }
+      args->rules = n;
+    } else if (a == "--query" && has_value) {
+      args->queries.push_back(argv[++i]);
+    } else if (a == "--tamper") {
+      args->tamper = true;
+    } else if (a == "--no-seal") {
+      args->seal = false;
+    } else if (!a.empty() && a[0] != '-' && args->file.empty()) {
+      args->file = a;
+    } else {
+      *error = "bad argument '" + a + "'";
+      return false;
+    }
+  }
+  if (args->generate.empty() && args->file.empty()) {
+    *error = "no policy file";
+    return false;
+  }
+  if (args->file.empty() == false && args->queries.empty() && !args->tamper) {
+    *error = "nothing to do: give --query or --tamper";
+    return false;
+  }
+  return true;
+}
+
+double MsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+      .count();
+}
+
+std::string Kib(size_t bytes) { return absl::StrFormat("%.1f KiB", bytes / 1024.0); }
+
+// Prints the lines of /proc/self/maps that belong to the pool (named by pmalloc).
+void PrintMaps(const char* pool_name) {
+  std::ifstream maps("/proc/self/maps");
+  const std::string tag = std::string("pmalloc:") + pool_name;
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.find(tag) != std::string::npos) std::printf("  /proc/self/maps: %s\n", line.c_str());
+  }
+}
+
+void PrintLocked(const pmalloc::Pool& pool, const Policy& policy) {
+  const pmalloc_stats s = pool.stats();
+  std::printf(
+      "locked: pool '%s' holds %zu rules (%zu subject/object entries): hash table + strings\n"
+      "        live %s in %zu allocations, mapped %s in %zu area(s); protected: %s, "
+      "sealed: %s\n",
+      pmalloc_pool_name(pool.get()), policy.rules(), policy.entries(),
+      Kib(s.live_bytes).c_str(), s.live_allocs, Kib(s.mapped_bytes).c_str(), s.areas,
+      s.is_protected ? "yes" : "NO", s.is_sealed ? "yes" : "no");
+  PrintMaps(pmalloc_pool_name(pool.get()));
+}
+
+// Locks every pool (process-wide lockdown), sealing when asked and supported.
+bool LockDown(const pmalloc::Pool& pool, const Policy& policy, bool seal) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const absl::Status st = pmalloc::Lockdown({.seal = seal});
+  const double ms = MsSince(t0);
+  if (absl::IsUnimplemented(st)) {
+    std::printf("lockdown: this kernel has no mseal(2): the pool is protected, not sealed\n");
+  } else if (!st.ok()) {
+    std::fprintf(stderr, "policy_db: lockdown failed: %s\n", st.ToString().c_str());
+    return false;
+  }
+  std::printf("lockdown: pmalloc_lockdown(%s) took %.3f ms\n",
+              seal ? "PMALLOC_LOCKDOWN_SEAL" : "0", ms);
+  PrintLocked(pool, policy);
+  return true;
+}
+
+int Query(const Policy& policy, const std::string& q) {
+  std::istringstream fields(q);
+  std::string subject, object, perm, extra;
+  if (!(fields >> subject >> object >> perm) || (fields >> extra)) {
+    std::fprintf(stderr, "policy_db: query '%s': expected \"subject object perm\"\n", q.c_str());
+    return 2;
+  }
+  const uint32_t bit = policy_db::PermBit(perm);
+  if (bit == 0) {
+    std::fprintf(stderr, "policy_db: query '%s': unknown permission '%s'\n", q.c_str(),
+                 perm.c_str());
+    return 2;
+  }
+  std::printf("query %s %s %s -> %s\n", subject.c_str(), object.c_str(), perm.c_str(),
+              policy.Allows(subject, object, bit) ? "ALLOW" : "DENY");
+  return 0;
+}
+
+// Runs fn in a forked child and returns the wait status.
+template <class Fn>
+int InChild(Fn fn) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    std::perror("fork");
+    std::exit(2);
+  }
+  if (pid == 0) {
+    const int rc = fn();
+    std::fflush(stdout);
+    _exit(rc);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+std::string Describe(int status) {
+  if (WIFSIGNALED(status)) {
+    return absl::StrFormat("child killed by %s", sigabbrev_np(WTERMSIG(status))
+                                                     ? absl::StrCat("SIG", sigabbrev_np(
+                                                                               WTERMSIG(status)))
+                                                     : "a signal");
+  }
+  return absl::StrFormat("child exited with status %d", WEXITSTATUS(status));
+}
+
+// The attacker's primitive: a single write through a pointer into the policy. Volatile so
+// the compiler cannot drop or reorder it.
+void AttackerWrite(uint32_t* slot) {
+  volatile uint32_t* p = slot;
+  *p = *p | policy_db::kRead;
+}
+
+int Tamper(const pmalloc::Pool& pool, const Policy& policy, bool seal) {
+  uint32_t* slot = policy.SlotOf("alice", "/etc/shadow");
+  if (slot == nullptr) {
+    std::fprintf(stderr, "policy_db: the policy has no 'alice /etc/shadow' rule to attack\n");
+    return 2;
+  }
+  std::printf("target: rule 'alice /etc/shadow' (grants getattr, not read) at %p in pool '%s'\n",
+              static_cast<void*>(slot), pmalloc_pool_name(pool.get()));
+  Query(policy, "alice /etc/shadow read");
+
+  // Control experiment: the same write before lockdown (in a child, so the real policy
+  // is untouched) does turn DENY into ALLOW.
+  std::printf("\nattack 0 (before lockdown, in a child): set the read bit of that rule\n");
+  int status = InChild([&] {
+    AttackerWrite(slot);
+    std::printf("  child: write succeeded; ");
+    Query(policy, "alice /etc/shadow read");
+    return 0;
+  });
+  std::printf("  -> %s: an unlocked policy can be rewritten\n\n", Describe(status).c_str());
+
+  if (!LockDown(pool, policy, seal)) return 2;
+  const bool sealed = pool.stats().is_sealed != 0;
+  bool stopped = true;
+
+  std::printf("\nattack 1 (after lockdown, in a child): the same write\n");
+  status = InChild([&] {
+    std::printf("  child: writing to %p ...\n", static_cast<void*>(slot));
+    std::fflush(stdout);
+    AttackerWrite(slot);
+    std::printf("  child: write succeeded; ");
+    Query(policy, "alice /etc/shadow read");
+    return 1;
+  });
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) {
+    std::printf("  -> the write was stopped: %s\n", Describe(status).c_str());
+  } else {
+    std::printf("  -> the write was NOT stopped: %s\n", Describe(status).c_str());
+    stopped = false;
+  }
+
+  std::printf("\nattack 2 (after lockdown, in a child): mprotect the page writable, then write\n");
+  status = InChild([&] {
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    void* start = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(slot) & ~(page - 1));
+    if (mprotect(start, page, PROT_READ | PROT_WRITE) != 0) {
+      std::printf("  child: mprotect refused: %s\n", strerrorname_np(errno));
+      return 0;
+    }
+    AttackerWrite(slot);
+    std::printf("  child: mprotect and write succeeded; ");
+    Query(policy, "alice /etc/shadow read");
+    return 1;
+  });
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    std::printf("  -> the attack was stopped: the pool is sealed\n");
+  } else if (sealed) {
+    std::printf("  -> the attack was NOT stopped although the pool is sealed: %s\n",
+                Describe(status).c_str());
+    stopped = false;
+  } else {
+    std::printf(
+        "  -> the attack worked (%s): an unsealed pool only stops writes through pointers;\n"
+        "     an attacker who can call mprotect needs sealing (see docs/threat-model.md)\n",
+        Describe(status).c_str());
+  }
+
+  std::printf("\nafter the attacks, in this process: ");
+  Query(policy, "alice /etc/shadow read");
+  const bool intact = !policy.Allows("alice", "/etc/shadow", policy_db::kRead);
+  if (!intact) stopped = false;
+  std::printf("%s\n", stopped ? "result: every write into the locked policy was stopped"
+                              : "result: the locked policy was changed");
+  return stopped ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  std::string error;
+  if (!ParseArgs(argc, argv, &args, &error)) return Usage(error.c_str());
+
+  if (!args.generate.empty()) {
+    const absl::Status st = policy_db::GeneratePolicy(args.generate, args.rules);
+    if (!st.ok()) {
+      std::fprintf(stderr, "policy_db: %s\n", st.ToString().c_str());
+      return 2;
+    }
+    std::printf("generated %zu rules in %s\n", args.rules, args.generate.c_str());
+    if (args.file.empty()) return 0;
+  }
+
+  absl::StatusOr<pmalloc::Pool> pool = pmalloc::Pool::Create("policy");
+  if (!pool.ok()) {
+    std::fprintf(stderr, "policy_db: %s\n", pool.status().ToString().c_str());
+    return 2;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::StatusOr<Policy> policy = Policy::Load(args.file, pool->get());
+  if (!policy.ok()) {
+    std::fprintf(stderr, "policy_db: %s\n", policy.status().ToString().c_str());
+    return 2;
+  }
+  std::printf("loaded %zu rules from %s into pmalloc pool 'policy' in %.2f ms\n",
+              policy->rules(), args.file.c_str(), MsSince(t0));
+
+  if (args.tamper) return Tamper(*pool, *policy, args.seal);
+
+  if (!LockDown(*pool, *policy, args.seal)) return 2;
+  int rc = 0;
+  for (const std::string& q : args.queries) rc = std::max(rc, Query(*policy, q));
+  // The pool keeps its live allocations (and may be sealed): it is released with the
+  // process. Pool's destructor sees EBUSY/EPERM and leaves it in place.
+  return rc;
+}
