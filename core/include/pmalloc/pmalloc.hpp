@@ -72,6 +72,9 @@ class PoolAllocator {
   using propagate_on_container_move_assignment = std::true_type;
   using propagate_on_container_swap = std::true_type;
 
+  // Draws from the process-wide default pool (pmalloc_default_pool()). Containers need
+  // this where the standard builds a default allocator, e.g. std::basic_string::substr.
+  PoolAllocator() noexcept : pool_(pmalloc_default_pool()) {}
   explicit PoolAllocator(pmalloc_pool* pool) noexcept : pool_(pool) {}
   explicit PoolAllocator(const Pool& pool) noexcept : pool_(pool.get()) {}
   template <class U>
