@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the build tree into a scratch prefix, then builds and runs a consumer project
+# against it: C++ through find_package(pmalloc CONFIG), C through pkg-config.
+# Usage: install_test.sh BUILD_DIR CONSUMER_SOURCE_DIR SCRATCH_DIR
+set -euo pipefail
+build=$1 src=$2 scratch=$3
+rm -rf "$scratch"
+prefix=$scratch/prefix
+cmake --install "$build" --prefix "$prefix" >/dev/null
+pcdir=$(dirname "$(find "$prefix" -name pmalloc.pc | head -1)")
+export PKG_CONFIG_PATH=$pcdir
+echo "pkg-config --cflags --libs pmalloc: $(pkg-config --cflags --libs pmalloc)"
+cmake -S "$src" -B "$scratch/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$scratch/build" -j2 >/dev/null
+# Run against the installed library, not the build tree's.
+export LD_LIBRARY_PATH=$(dirname "$(find "$prefix" -name 'libpmalloc.so' | head -1)")
+ldd "$scratch/build/minimal_c" | grep -F "$prefix" >/dev/null ||
+  { echo "minimal_c does not load the installed libpmalloc" >&2; exit 1; }
+"$scratch/build/minimal_c"
+"$scratch/build/minimal_cpp"
+echo "install test: OK"
