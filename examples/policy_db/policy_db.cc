@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "pmalloc/pmalloc.hpp"
 #include "policy.h"
@@ -175,12 +177,11 @@ int InChild(Fn fn) {
 
 std::string Describe(int status) {
   if (WIFSIGNALED(status)) {
-    return absl::StrFormat("child killed by %s", sigabbrev_np(WTERMSIG(status))
-                                                     ? absl::StrCat("SIG", sigabbrev_np(
-                                                                               WTERMSIG(status)))
-                                                     : "a signal");
+    const char* abbrev = sigabbrev_np(WTERMSIG(status));
+    return abbrev != nullptr ? absl::StrCat("child killed by SIG", abbrev)
+                             : absl::StrCat("child killed by signal ", WTERMSIG(status));
   }
-  return absl::StrFormat("child exited with status %d", WEXITSTATUS(status));
+  return absl::StrCat("child exited with status ", WEXITSTATUS(status));
 }
 
 // The attacker's primitive: a single write through a pointer into the policy. Volatile so
