@@ -67,6 +67,35 @@ const char* AccessOf(const void* ucontext) {
   return "access to ";
 }
 
+// The caller of a leaf function that faulted, e.g. the code that called memcpy or memset
+// into a protected pool (the faulting instruction itself is then inside libc). x86-64 only:
+// in a leaf function that pushed nothing, [sp] is the return address. It is believed only
+// when it symbolizes (so it lies in a mapped object's text) and the bytes before it encode
+// a call (e8 rel32, or ff /2 with 0-5 bytes of operand). Fills `symbol`; 0 when unknown.
+uintptr_t CallerOf(const void* ucontext, char* symbol, int symbol_size) {
+#if defined(__x86_64__)
+  if (ucontext == nullptr) return 0;
+  const auto* uc = static_cast<const ucontext_t*>(ucontext);
+  const auto* sp = reinterpret_cast<const uintptr_t*>(uc->uc_mcontext.gregs[REG_RSP]);
+  if (sp == nullptr || (reinterpret_cast<uintptr_t>(sp) & 7) != 0) return 0;
+  const uintptr_t ret = *sp;
+  if (ret < 4096 ||
+      !absl::Symbolize(reinterpret_cast<const void*>(ret - 1), symbol, symbol_size)) {
+    return 0;
+  }
+  const auto* code = reinterpret_cast<const unsigned char*>(ret);
+  if (code[-5] == 0xe8) return ret;
+  for (int len = 2; len <= 7; ++len) {  // ff /2: call through register or memory
+    if (code[-len] == 0xff && (code[-len + 1] & 0x38) == 0x10) return ret;
+  }
+#else
+  (void)ucontext;
+  (void)symbol;
+  (void)symbol_size;
+#endif
+  return 0;
+}
+
 // The area whose trailing guard gap contains `addr` (see Window::NewArea: an area's span is
 // its size rounded up to a granule plus one granule), or nullptr. Probes downwards page by
 // page, at most two granules: lock-free table loads only.
@@ -123,6 +152,9 @@ void Report(int sig, const siginfo_t* info, const void* ucontext) {
     line.Str("?");
   }
   line.Str(" [pc ").Hex(pc).Str("]");
+  if (const uintptr_t ret = CallerOf(ucontext, symbol, sizeof(symbol))) {
+    line.Str(" called from ").Str(symbol).Str(" [").Hex(ret).Str("]");
+  }
   line.Emit();
 }
 

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -45,6 +46,13 @@ __attribute__((noinline)) void ReadFromPoolGuard(const void* p) {
   asm volatile("" ::: "memory");
 }
 
+// Faults inside libc's memset: the report adds the caller.
+__attribute__((noinline)) void MemsetIntoLockedPool(void* p, size_t n) {
+  void* (*volatile fill)(void*, int, size_t) = memset;
+  fill(p, 0, n);
+  asm volatile("" ::: "memory");
+}
+
 pmalloc_pool* NewPool(const char* name) {
   pmalloc_pool* pool = pmalloc_create_pool(name, 0, 0, PMALLOC_POOL_MANUAL);
   EXPECT_NE(pool, nullptr);
@@ -52,6 +60,8 @@ pmalloc_pool* NewPool(const char* name) {
 }
 
 constexpr char kBy[] = " by .*ScribbleOnLockedPool.* \\[pc 0x[0-9a-f]+\\]";
+// ScribbleOnLockedPool is a leaf, so its caller (the test body) is named too.
+constexpr char kCaller[] = " called from [^\n]+ \\[0x[0-9a-f]+\\]\n$";
 
 TEST_F(FaultReport, NamesPoolAllocationAndFunction) {
   pmalloc_pool* pool = NewPool("fr-live");
@@ -61,8 +71,19 @@ TEST_F(FaultReport, NamesPoolAllocationAndFunction) {
   ASSERT_EQ(pmalloc_protect_pool(pool), 0);
   const std::string expected = "^pmalloc: write to protected pool 'fr-live' at " +
                                Hex(block + 24) + " \\(allocation " + Hex(block) +
-                               "\\+24, 48 bytes, live\\)" + kBy + "\n$";
+                               "\\+24, 48 bytes, live\\)" + kBy + kCaller;
   EXPECT_EXIT(ScribbleOnLockedPool(block + 24), testing::KilledBySignal(SIGSEGV), expected);
+}
+
+TEST_F(FaultReport, FaultInLibcNamesCaller) {
+  pmalloc_pool* pool = NewPool("fr-memset");
+  char* block = static_cast<char*>(pmalloc(pool, 4096));
+  ASSERT_EQ(pmalloc_protect_pool(pool), 0);
+  const std::string expected = "^pmalloc: write to protected pool 'fr-memset' at " +
+                               Hex(block) + " \\(allocation " + Hex(block) +
+                               "\\+0, 4096 bytes, live\\) by [^\n]* \\[pc 0x[0-9a-f]+\\] "
+                               "called from .*MemsetIntoLockedPool.* \\[0x[0-9a-f]+\\]\n$";
+  EXPECT_EXIT(MemsetIntoLockedPool(block, 4096), testing::KilledBySignal(SIGSEGV), expected);
 }
 
 TEST_F(FaultReport, FreedBlockIsReportedFree) {
@@ -128,7 +149,7 @@ TEST_F(FaultReport, FaultInThreadIsReported) {
   ASSERT_EQ(pmalloc_protect_pool(pool), 0);
   const std::string expected = "^pmalloc: write to protected pool 'fr-thread' at " +
                                Hex(block + 8) + " \\(allocation " + Hex(block) +
-                               "\\+8, 48 bytes, live\\)" + kBy + "\n$";
+                               "\\+8, 48 bytes, live\\)" + kBy + "( called from [^\n]+)?\n$";
   EXPECT_EXIT(std::thread([&] { ScribbleOnLockedPool(block + 8); }).join(),
               testing::KilledBySignal(SIGSEGV), expected);
 }
