@@ -101,6 +101,18 @@ int main(int argc, char** argv) {
   } else if (strcmp(mode, "stack-overflow") == 0) {
     LockedBlock();
     return Recurse(0);
+  } else if (strcmp(mode, "pool-small-altstack") == 0) {
+    // Too small for the symbolizer (it needs ~6 KiB with the signal frame), enough for the
+    // rest; a PROT_NONE page below turns an overflow into a fault instead of corruption.
+    constexpr size_t kPage = 4096, kAlt = 4096;
+    char* m = static_cast<char*>(mmap(nullptr, kPage + kAlt, PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (m == MAP_FAILED || mprotect(m, kPage, PROT_NONE) != 0) return 3;
+    stack_t ss = {};
+    ss.ss_sp = m + kPage;
+    ss.ss_size = kAlt;
+    if (sigaltstack(&ss, nullptr) != 0) return 3;
+    HelperScribble(LockedBlock());
   } else if (strcmp(mode, "stack-overflow-altstack") == 0) {
     static char alt[64 << 10];
     stack_t ss = {};

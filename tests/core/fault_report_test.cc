@@ -227,6 +227,12 @@ TEST_F(FaultReport, SentSignalKeepsItsMeaning) {
   EXPECT_EXIT(RunHelper("raise-prev-plain"), testing::ExitedWithCode(43), "^$");
 }
 
+TEST_F(FaultReport, SmallAlternateStackGetsReportWithoutSymbols) {
+  EXPECT_EXIT(RunHelper("pool-small-altstack"), testing::KilledBySignal(SIGSEGV),
+              "^pmalloc: write to protected pool 'helper' at 0x[0-9a-f]+ \\(allocation "
+              "0x[0-9a-f]+\\+0, 32 bytes, live\\) by \\? \\[pc 0x[0-9a-f]+\\]\n$");
+}
+
 TEST_F(FaultReport, StackOverflowStillDiesBySigsegv) {
   EXPECT_EXIT(RunHelper("stack-overflow"), testing::KilledBySignal(SIGSEGV), "^$");
   EXPECT_EXIT(RunHelper("stack-overflow-altstack"), testing::KilledBySignal(SIGSEGV), "^$");
