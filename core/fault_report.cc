@@ -30,7 +30,9 @@ ABSL_CONST_INIT std::atomic<uintptr_t> last_addr{0};
 
 void OnFault(int sig, siginfo_t* info, void* ucontext);
 
-struct sigaction* PrevFor(int sig) { return sig == SIGBUS ? &prev_bus : &prev_segv; }
+struct sigaction* PrevFor(int sig) {
+  return sig == SIGBUS ? &prev_bus : &prev_segv;
+}
 
 // si_code > 0: raised by the kernel for the instruction at the PC (SEGV_*, BUS_*,
 // SI_KERNEL); returning re-executes it. <= 0: sent by kill/raise/sigqueue/tgkill.
@@ -79,8 +81,7 @@ uintptr_t CallerOf(const void* ucontext, char* symbol, int symbol_size) {
   const auto* sp = reinterpret_cast<const uintptr_t*>(uc->uc_mcontext.gregs[REG_RSP]);
   if (sp == nullptr || (reinterpret_cast<uintptr_t>(sp) & 7) != 0) return 0;
   const uintptr_t ret = *sp;
-  if (ret < 4096 ||
-      !absl::Symbolize(reinterpret_cast<const void*>(ret - 1), symbol, symbol_size)) {
+  if (ret < 4096 || !absl::Symbolize(reinterpret_cast<const void*>(ret - 1), symbol, symbol_size)) {
     return 0;
   }
   const auto* code = reinterpret_cast<const unsigned char*>(ret);
@@ -138,7 +139,7 @@ void Report(int sig, const siginfo_t* info, const void* ucontext) {
   if (sig == SIGBUS) line.Str("bus error on ");
   line.Str(AccessOf(ucontext));
   if (const Area* a = Window::AreaOf(info->si_addr)) {
-    const char* state = a->sealed.load(std::memory_order_relaxed)    ? "sealed"
+    const char* state = a->sealed.load(std::memory_order_relaxed)      ? "sealed"
                         : !a->writable.load(std::memory_order_relaxed) ? "protected"
                                                                        : "writable";
     line.Str(state).Str(" pool '").Str(a->pool->name()).Str("' at ").Hex(addr);
@@ -162,7 +163,8 @@ void Report(int sig, const siginfo_t* info, const void* ucontext) {
   line.Str(" by ");
   char symbol[256];
   const bool symbolize = RoomToSymbolize();
-  if (pc != 0 && symbolize && absl::Symbolize(reinterpret_cast<const void*>(pc), symbol, sizeof(symbol))) {
+  if (pc != 0 && symbolize &&
+      absl::Symbolize(reinterpret_cast<const void*>(pc), symbol, sizeof(symbol))) {
     line.Str(symbol);
   } else {
     line.Str("?");

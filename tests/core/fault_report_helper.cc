@@ -19,7 +19,9 @@ namespace {
 char* read_only_page = nullptr;
 
 // A handler that faults itself: it must end the process, not loop.
-void FaultInHandler(int, siginfo_t*, void*) { *reinterpret_cast<volatile char*>(read_only_page) = 1; }
+void FaultInHandler(int, siginfo_t*, void*) {
+  *reinterpret_cast<volatile char*>(read_only_page) = 1;
+}
 
 void Install(void (*fn)(int, siginfo_t*, void*)) {
   struct sigaction sa = {};
@@ -105,8 +107,8 @@ int main(int argc, char** argv) {
     // Too small for the symbolizer (it needs ~6 KiB with the signal frame), enough for the
     // rest; a PROT_NONE page below turns an overflow into a fault instead of corruption.
     constexpr size_t kPage = 4096, kAlt = 4096;
-    char* m = static_cast<char*>(mmap(nullptr, kPage + kAlt, PROT_READ | PROT_WRITE,
-                                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    char* m = static_cast<char*>(
+        mmap(nullptr, kPage + kAlt, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     if (m == MAP_FAILED || mprotect(m, kPage, PROT_NONE) != 0) return 3;
     stack_t ss = {};
     ss.ss_sp = m + kPage;

@@ -2,10 +2,10 @@
 // the pool, the address, the allocation and the faulting function, and the process still
 // dies by SIGSEGV; faults elsewhere reach the handler installed before pmalloc, silently.
 // Each claim is observed in a child process (death tests, or fork/waitpid).
-#include <signal.h>
 #include <fcntl.h>
-#include <sys/resource.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,9 +69,9 @@ TEST_F(FaultReport, NamesPoolAllocationAndFunction) {
   char* block = static_cast<char*>(pmalloc(pool, 48));
   ASSERT_NE(block, nullptr);
   ASSERT_EQ(pmalloc_protect_pool(pool), 0);
-  const std::string expected = "^pmalloc: write to protected pool 'fr-live' at " +
-                               Hex(block + 24) + " \\(allocation " + Hex(block) +
-                               "\\+24, 48 bytes, live\\)" + kBy + kCaller;
+  const std::string expected = "^pmalloc: write to protected pool 'fr-live' at " + Hex(block + 24) +
+                               " \\(allocation " + Hex(block) + "\\+24, 48 bytes, live\\)" + kBy +
+                               kCaller;
   EXPECT_EXIT(ScribbleOnLockedPool(block + 24), testing::KilledBySignal(SIGSEGV), expected);
 }
 
@@ -79,8 +79,8 @@ TEST_F(FaultReport, FaultInLibcNamesCaller) {
   pmalloc_pool* pool = NewPool("fr-memset");
   char* block = static_cast<char*>(pmalloc(pool, 4096));
   ASSERT_EQ(pmalloc_protect_pool(pool), 0);
-  const std::string expected = "^pmalloc: write to protected pool 'fr-memset' at " +
-                               Hex(block) + " \\(allocation " + Hex(block) +
+  const std::string expected = "^pmalloc: write to protected pool 'fr-memset' at " + Hex(block) +
+                               " \\(allocation " + Hex(block) +
                                "\\+0, 4096 bytes, live\\) by [^\n]* \\[pc 0x[0-9a-f]+\\] "
                                "called from .*MemsetIntoLockedPool.* \\[0x[0-9a-f]+\\]\n$";
   EXPECT_EXIT(MemsetIntoLockedPool(block, 4096), testing::KilledBySignal(SIGSEGV), expected);
@@ -92,8 +92,8 @@ TEST_F(FaultReport, FreedBlockIsReportedFree) {
   ASSERT_NE(pmalloc(pool, 16), nullptr);  // keeps the freed block from merging into the end
   pfree(pool, block);
   ASSERT_EQ(pmalloc_protect_pool(pool), 0);
-  const std::string expected = "pool 'fr-freed' at " + Hex(block) + " \\(allocation " +
-                               Hex(block) + "\\+0, 64 bytes, free\\)" + kBy;
+  const std::string expected = "pool 'fr-freed' at " + Hex(block) + " \\(allocation " + Hex(block) +
+                               "\\+0, 64 bytes, free\\)" + kBy;
   EXPECT_EXIT(ScribbleOnLockedPool(block), testing::KilledBySignal(SIGSEGV), expected);
 }
 
@@ -116,8 +116,8 @@ TEST_F(FaultReport, GuardGapAfterArea) {
   ASSERT_NE(first, nullptr);
   // The guard gap is reserved PROT_NONE space: even a read faults, protected pool or not.
   char* past = first + 65536 + 100;
-  const std::string expected = "^pmalloc: read of guard gap after pool 'fr-guard' at " +
-                               Hex(past) + " \\(100 bytes past the end of area " + Hex(first) +
+  const std::string expected = "^pmalloc: read of guard gap after pool 'fr-guard' at " + Hex(past) +
+                               " \\(100 bytes past the end of area " + Hex(first) +
                                ", 65536 bytes\\) by .*ReadFromPoolGuard";
   EXPECT_EXIT(ReadFromPoolGuard(past), testing::KilledBySignal(SIGSEGV), expected);
 }
