@@ -194,6 +194,25 @@ TEST_F(FaultReport, WaitStatusSameAsPlainFault) {
   _exit(127);
 }
 
+// The library preloaded into a program that does not link it installs the handler too;
+// linked and preloaded at once, it is one library with one handler: one report.
+[[noreturn]] void RunPreloaded(const char* program, const char* mode) {
+  setenv("LD_PRELOAD", PMALLOC_LIBRARY, 1);
+  execl(program, program, mode, static_cast<char*>(nullptr));
+  _exit(127);
+}
+
+TEST_F(FaultReport, PreloadedLibraryReports) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a sanitized library cannot be preloaded into an uninstrumented program";
+#endif
+  EXPECT_EXIT(RunPreloaded(FAULT_REPORT_PRELOADED, nullptr), testing::KilledBySignal(SIGSEGV),
+              "^pmalloc: write to protected pool 'preloaded' at 0x[0-9a-f]+ \\(allocation "
+              "0x[0-9a-f]+\\+0, 32 bytes, live\\) by .*PreloadedScribble[^\n]*\n$");
+  EXPECT_EXIT(RunPreloaded(FAULT_REPORT_HELPER, "pool-prev-siginfo"), testing::ExitedWithCode(42),
+              "^pmalloc: write to protected pool 'helper' [^\n]*\n$");
+}
+
 TEST_F(FaultReport, PoolFaultReportsThenChainsToPreviousHandler) {
   EXPECT_EXIT(RunHelper("pool-prev-siginfo"), testing::ExitedWithCode(42),
               "^pmalloc: write to protected pool 'helper' at 0x[0-9a-f]+ \\(allocation "
