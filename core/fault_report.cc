@@ -21,8 +21,8 @@ namespace {
 // 0: not installed, 1: being installed, 2: installed.
 ABSL_CONST_INIT std::atomic<int> install_state{0};
 // The actions in place before ours. Written before our handler can run, read-only after.
-struct sigaction prev_segv;
-struct sigaction prev_bus;
+ABSL_CONST_INIT struct sigaction prev_segv = {};
+ABSL_CONST_INIT struct sigaction prev_bus = {};
 // The last reported fault: a previous handler that returns without curing the fault makes
 // the instruction fault again forever; it gets one report, not one per iteration.
 ABSL_CONST_INIT std::atomic<uintptr_t> last_pc{0};
