@@ -26,11 +26,13 @@ expect "$out" '^query alice /etc/shadow read -> DENY$'
 expect "$out" '^query bob /srv/www write -> ALLOW$'
 
 rc=0
-out=$("$demo" "$file" --tamper) || rc=$?
+out=$("$demo" "$file" --tamper 2>&1) || rc=$?
 echo "$out"
 [ "$rc" -eq 0 ] || fail "--tamper exited $rc: an attack was not stopped"
 expect "$out" 'child: write succeeded; query alice /etc/shadow read -> ALLOW'
 expect "$out" 'the write was stopped: child killed by SIGSEGV'
+# pmalloc's fault report (docs/fault-reports.md) names the pool and the writer.
+expect "$out" "^pmalloc: write to (protected|sealed) pool 'policy' at .* by .*AttackerWrite"
 expect "$out" '^after the attacks, in this process: query alice /etc/shadow read -> DENY$'
 
 # Bad input is reported, not crashed on.
