@@ -131,9 +131,8 @@ absl::Status GeneratePolicy(const std::string& path, size_t rules) {
   const char* const kDirs[] = {"/srv/data", "/var/log", "/var/lib/app", "/home/shared", "/opt"};
   Lcg rng;
   while (written < rules) {
-    std::string subject = rng.Below(4) == 0
-                              ? kServices[rng.Below(std::size(kServices))]
-                              : absl::StrCat("user", rng.Below(rules / 4 + 1));
+    std::string subject = rng.Below(4) == 0 ? kServices[rng.Below(std::size(kServices))]
+                                            : absl::StrCat("user", rng.Below(rules / 4 + 1));
     const std::string object =
         absl::StrCat(kDirs[rng.Below(std::size(kDirs))], "/f", rng.Below(rules / 2 + 1));
     out << "allow " << subject << " " << object << " "

@@ -91,8 +91,7 @@ bool ParseArgs(int argc, char** argv, Args* args, std::string* error) {
 }
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-      .count();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 std::string Kib(size_t bytes) { return absl::StrFormat("%.1f KiB", bytes / 1024.0); }
@@ -113,9 +112,9 @@ void PrintLocked(const pmalloc::Pool& pool, const Policy& policy) {
       "locked: pool '%s' holds %zu rules (%zu subject/object entries): hash table + strings\n"
       "        live %s in %zu allocations, mapped %s in %zu area(s); protected: %s, "
       "sealed: %s\n",
-      pmalloc_pool_name(pool.get()), policy.rules(), policy.entries(),
-      Kib(s.live_bytes).c_str(), s.live_allocs, Kib(s.mapped_bytes).c_str(), s.areas,
-      s.is_protected ? "yes" : "NO", s.is_sealed ? "yes" : "no");
+      pmalloc_pool_name(pool.get()), policy.rules(), policy.entries(), Kib(s.live_bytes).c_str(),
+      s.live_allocs, Kib(s.mapped_bytes).c_str(), s.areas, s.is_protected ? "yes" : "NO",
+      s.is_sealed ? "yes" : "no");
   PrintMaps(pmalloc_pool_name(pool.get()));
 }
 
@@ -130,8 +129,8 @@ bool LockDown(const pmalloc::Pool& pool, const Policy& policy, bool seal) {
     std::fprintf(stderr, "policy_db: lockdown failed: %s\n", st.ToString().c_str());
     return false;
   }
-  std::printf("lockdown: pmalloc_lockdown(%s) took %.3f ms\n",
-              seal ? "PMALLOC_LOCKDOWN_SEAL" : "0", ms);
+  std::printf("lockdown: pmalloc_lockdown(%s) took %.3f ms\n", seal ? "PMALLOC_LOCKDOWN_SEAL" : "0",
+              ms);
   PrintLocked(pool, policy);
   return true;
 }
@@ -296,8 +295,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "policy_db: %s\n", policy.status().ToString().c_str());
     return 2;
   }
-  std::printf("loaded %zu rules from %s into pmalloc pool 'policy' in %.2f ms\n",
-              policy->rules(), args.file.c_str(), MsSince(t0));
+  std::printf("loaded %zu rules from %s into pmalloc pool 'policy' in %.2f ms\n", policy->rules(),
+              args.file.c_str(), MsSince(t0));
 
   if (args.tamper) return Tamper(*pool, *policy, args.seal);
 

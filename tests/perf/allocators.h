@@ -6,10 +6,10 @@
 #ifndef PMALLOC_TESTS_PERF_ALLOCATORS_H_
 #define PMALLOC_TESTS_PERF_ALLOCATORS_H_
 
+#include <jemalloc/jemalloc.h>
+
 #include <cstddef>
 #include <cstdlib>
-
-#include <jemalloc/jemalloc.h>
 
 #include "pmalloc/pmalloc.h"
 

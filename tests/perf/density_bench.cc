@@ -9,14 +9,14 @@
 //                     for reference (its real footprint adds slabs and metadata).
 // BM_Density/<MiB>/0: allocations only. BM_Density/<MiB>/1: then free a random half and
 // allocate the same number of bytes again (reuse through the exact-size free lists).
+#include <jemalloc/jemalloc.h>
+
 #include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <jemalloc/jemalloc.h>
 
 #include "benchmark/benchmark.h"
 #include "pmalloc/pmalloc.h"

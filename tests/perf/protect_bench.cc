@@ -91,7 +91,10 @@ void PoolArgs(benchmark::internal::Benchmark* b) {
   b->Args({256, 256 << 10, 64});
 }
 
-BENCHMARK(BM_ProtectPool)->Apply(PoolArgs)->UseManualTime()->Iterations(2)
+BENCHMARK(BM_ProtectPool)
+    ->Apply(PoolArgs)
+    ->UseManualTime()
+    ->Iterations(2)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprotectAnon)
     ->ArgsProduct({{1, 16, 256, 1024}, {0, 1}})

@@ -1,8 +1,7 @@
 // The minimal C++ example of docs/pools.md: an RAII pool, a container in it, lockdown.
 #include <cstdio>
-#include <vector>
-
 #include <pmalloc/pmalloc.hpp>
+#include <vector>
 
 int main() {
   absl::StatusOr<pmalloc::Pool> pool = pmalloc::Pool::Create("rules");
