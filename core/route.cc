@@ -1,0 +1,153 @@
+#include "core/route.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <string.h>
+
+#include <new>
+
+#include "core/log.h"
+
+namespace pmalloc::internal::route {
+namespace {
+
+// mallocx-based stand-ins used until jemalloc's own entry points are resolved. jemalloc's
+// *allocx API never sets errno, so these do.
+void* MallocX(size_t size) {
+  void* p = mallocx(size == 0 ? 1 : size, 0);
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+void FreeX(void* p) {
+  if (p != nullptr) dallocx(p, 0);
+}
+
+void* CallocX(size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  void* p = mallocx(bytes == 0 ? 1 : bytes, MALLOCX_ZERO);
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+void* ReallocX(void* p, size_t size) {  // REQUIRES: p != nullptr, size != 0
+  void* q = rallocx(p, size, 0);
+  if (q == nullptr) errno = ENOMEM;
+  return q;
+}
+
+[[noreturn]] void BadPoolPointer(const char* call, const void* p) {
+  LogLine line;
+  line.Str("pmalloc: ").Str(call).Str("(): invalid pointer ").Ptr(p).Str(
+      " (inside the pool window, in no live pool area)");
+  Fatal(line);
+}
+
+// Resolves jemalloc's malloc/free/calloc/realloc: the library that defines mallocx is
+// jemalloc, and dlsym on its handle finds its own definitions, not the face's. Runs before
+// any other constructor of this library; dlopen may call malloc, which is fine here since
+// the stand-ins serve it.
+__attribute__((constructor(101))) void ResolveJemalloc() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&mallocx), &info) == 0 || info.dli_fname == nullptr) {
+    return;
+  }
+  void* handle = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+  if (handle == nullptr) return;
+  auto* m = reinterpret_cast<void* (*)(size_t)>(dlsym(handle, "malloc"));
+  auto* f = reinterpret_cast<void (*)(void*)>(dlsym(handle, "free"));
+  auto* c = reinterpret_cast<void* (*)(size_t, size_t)>(dlsym(handle, "calloc"));
+  auto* r = reinterpret_cast<void* (*)(void*, size_t)>(dlsym(handle, "realloc"));
+  // All or nothing, and only if dlsym found jemalloc's own (not a face interposing it).
+  Dl_info mi;
+  if (m == nullptr || f == nullptr || c == nullptr || r == nullptr ||
+      dladdr(reinterpret_cast<void*>(m), &mi) == 0 || mi.dli_fbase != info.dli_fbase) {
+    return;
+  }
+  je.malloc.store(m, std::memory_order_relaxed);
+  je.free.store(f, std::memory_order_relaxed);
+  je.calloc.store(c, std::memory_order_relaxed);
+  je.realloc.store(r, std::memory_order_relaxed);
+  // The handle is deliberately kept: jemalloc is a dependency and is never unloaded.
+}
+
+}  // namespace
+
+ABSL_CONST_INIT JeFns je = {{&MallocX}, {&FreeX}, {&CallocX}, {&ReallocX}};
+
+void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero) {
+  return pool->Allocate(size, align, zero);
+}
+
+void* TaggedCalloc(Pool* pool, size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return pool->Allocate(bytes, 0, true);
+}
+
+void PoolFree(void* p) {
+  Area* a = Window::AreaOf(p);
+  if (a == nullptr) BadPoolPointer("free", p);
+  a->pool->Free(p);
+}
+
+void* PoolRealloc(void* p, size_t size) {
+  Area* a = Window::AreaOf(p);
+  if (a == nullptr) BadPoolPointer("realloc", p);
+  Pool* pool = a->pool;
+  if (size == 0) {
+    pool->Free(p);
+    return nullptr;
+  }
+  if (!a->writable.load(std::memory_order_acquire)) {
+    errno = EPERM;  // a protected block is never moved nor freed by realloc
+    return nullptr;
+  }
+  const size_t old_size = Pool::UsableSize(p);
+  if (old_size == 0) BadPoolPointer("realloc", p);
+  // Shrinking (or growing within the block) keeps the block; the pool has no in-place split.
+  if (size <= old_size) return p;
+  void* q = pool->Allocate(size, 0, false);
+  if (q == nullptr) return nullptr;  // errno from the pool; old block untouched
+  memcpy(q, p, old_size);
+  pool->Free(p);
+  return q;
+}
+
+size_t PoolUsableSize(const void* p) { return Pool::UsableSize(p); }
+
+void* AlignedUntagged(size_t align, size_t size) {
+  void* p = mallocx(size == 0 ? 1 : size, MALLOCX_ALIGN(align));
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
+void* NewFailed(size_t size, size_t align, bool nothrow) {
+  for (;;) {
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) {
+      if (nothrow) return nullptr;
+      throw std::bad_alloc();
+    }
+    if (nothrow) {
+      try {
+        handler();
+      } catch (const std::bad_alloc&) {
+        return nullptr;
+      }
+    } else {
+      handler();
+    }
+    void* p = align == 0 ? Malloc(size) : Memalign(align, size);
+    if (p != nullptr) return p;
+  }
+}
+
+}  // namespace pmalloc::internal::route

@@ -1,0 +1,113 @@
+// Tag routing: the one place that decides where an allocation made through the libc face
+// goes. Untagged traffic (no scope on this thread, pointer outside the pool window) goes to
+// jemalloc; tagged allocations go to the scope's pool; pool pointers go back to their pool.
+//
+// The untagged path costs one TLS load (allocation) or one subtract-and-compare (free) on
+// top of jemalloc, and never locks, allocates or touches the registry. Everything else is
+// out of line (route.cc). The preload/ face is one-line forwarders into these functions;
+// each follows glibc's contract (errno ENOMEM on failure, NULL/EINVAL rules in libc_face).
+#ifndef PMALLOC_CORE_ROUTE_H_
+#define PMALLOC_CORE_ROUTE_H_
+
+#include <jemalloc/jemalloc.h>
+
+#include <atomic>
+#include <cstddef>
+
+#include "absl/base/optimization.h"
+#include "core/scope.h"
+#include "core/window.h"
+
+namespace pmalloc::internal::route {
+
+// jemalloc's own malloc/free/calloc/realloc (its fastest entry points). Until the library
+// constructor resolves them they point at mallocx-based equivalents, so the face works
+// before pmalloc initialises; both are the same jemalloc heap.
+struct JeFns {
+  std::atomic<void* (*)(size_t)> malloc;
+  std::atomic<void (*)(void*)> free;
+  std::atomic<void* (*)(size_t, size_t)> calloc;
+  std::atomic<void* (*)(void*, size_t)> realloc;
+};
+extern JeFns je;
+
+// Out of line: tagged allocation, pool frees, pool realloc, failure paths.
+void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero);
+void* TaggedCalloc(Pool* pool, size_t n, size_t size);
+void PoolFree(void* p);
+void* PoolRealloc(void* p, size_t size);
+size_t PoolUsableSize(const void* p);
+void* AlignedUntagged(size_t align, size_t size);  // errno ENOMEM on failure
+void* NewFailed(size_t size, size_t align, bool nothrow);  // new_handler loop / bad_alloc
+
+inline void* Malloc(size_t size) {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedAlloc(pool, size, 0, false);
+  return je.malloc.load(std::memory_order_relaxed)(size);
+}
+
+inline void* Calloc(size_t n, size_t size) {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedCalloc(pool, n, size);
+  return je.calloc.load(std::memory_order_relaxed)(n, size);
+}
+
+// REQUIRES: align is a power of two.
+inline void* Memalign(size_t align, size_t size) {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedAlloc(pool, size, align, false);
+  return AlignedUntagged(align, size);
+}
+
+inline void Free(void* p) {
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolFree(p);
+  je.free.load(std::memory_order_relaxed)(p);
+}
+
+// `size` is the size passed at allocation (C++ sized delete). REQUIRES: p != nullptr.
+inline void SizedFree(void* p, size_t size) {
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolFree(p);
+  sdallocx(p, size, 0);
+}
+
+// REQUIRES: p != nullptr, align a power of two.
+inline void SizedAlignedFree(void* p, size_t size, size_t align) {
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolFree(p);
+  sdallocx(p, size == 0 ? 1 : size, MALLOCX_ALIGN(align));
+}
+
+// glibc realloc: NULL pointer is malloc; size 0 frees and returns NULL; a pool block
+// stays in its pool (EPERM when its area is read-only, block untouched). Untagged memory
+// stays in jemalloc even inside a scope.
+inline void* Realloc(void* p, size_t size) {
+  if (p == nullptr) return Malloc(size);
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolRealloc(p, size);
+  if (ABSL_PREDICT_FALSE(size == 0)) {
+    je.free.load(std::memory_order_relaxed)(p);
+    return nullptr;
+  }
+  return je.realloc.load(std::memory_order_relaxed)(p, size);
+}
+
+inline size_t UsableSize(const void* p) {
+  if (p == nullptr) return 0;
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolUsableSize(p);
+  return sallocx(const_cast<void*>(p), 0);
+}
+
+// operator new: never returns nullptr unless `nothrow`.
+inline void* New(size_t size, bool nothrow) {
+  void* p = Malloc(size);
+  if (ABSL_PREDICT_TRUE(p != nullptr)) return p;
+  return NewFailed(size, 0, nothrow);
+}
+
+inline void* NewAligned(size_t size, size_t align, bool nothrow) {
+  void* p = Memalign(align, size);
+  if (ABSL_PREDICT_TRUE(p != nullptr)) return p;
+  return NewFailed(size, align, nothrow);
+}
+
+}  // namespace pmalloc::internal::route
+
+#endif  // PMALLOC_CORE_ROUTE_H_
