@@ -9,6 +9,7 @@
 #ifndef PMALLOC_CORE_ROUTE_H_
 #define PMALLOC_CORE_ROUTE_H_
 
+#include <errno.h>
 #include <jemalloc/jemalloc.h>
 
 #include <atomic>
@@ -86,7 +87,9 @@ inline void* Realloc(void* p, size_t size) {
     je.free.load(std::memory_order_relaxed)(p);
     return nullptr;
   }
-  return je.realloc.load(std::memory_order_relaxed)(p, size);
+  void* q = je.realloc.load(std::memory_order_relaxed)(p, size);
+  if (ABSL_PREDICT_FALSE(q == nullptr)) errno = ENOMEM;  // jemalloc's realloc does not
+  return q;
 }
 
 inline size_t UsableSize(const void* p) {
