@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <new>
 
 #include "absl/base/optimization.h"
 #include "core/scope.h"
@@ -24,22 +25,35 @@ namespace pmalloc::internal::route {
 // jemalloc's own malloc/free/calloc/realloc (its fastest entry points). Until the library
 // constructor resolves them they point at mallocx-based equivalents, so the face works
 // before pmalloc initialises; both are the same jemalloc heap.
+// The types are noexcept so that the face's noexcept functions can tail-call them (a call
+// that may throw needs a terminate landing pad, which forbids the jump).
 struct JeFns {
-  std::atomic<void* (*)(size_t)> malloc;
-  std::atomic<void (*)(void*)> free;
-  std::atomic<void* (*)(size_t, size_t)> calloc;
-  std::atomic<void* (*)(void*, size_t)> realloc;
+  std::atomic<void* (*)(size_t) noexcept> malloc;
+  std::atomic<void (*)(void*) noexcept> free;
+  std::atomic<void* (*)(size_t, size_t) noexcept> calloc;
+  std::atomic<void* (*)(void*, size_t) noexcept> realloc;
+  // jemalloc's operator new forms: a tail call keeps the untagged new path as short as
+  // malloc's (the result check and the new_handler loop happen inside jemalloc).
+  std::atomic<void* (*)(size_t)> new_;
+  std::atomic<void* (*)(size_t, const std::nothrow_t&) noexcept> new_nothrow;
+  std::atomic<void* (*)(size_t, std::align_val_t)> new_aligned;
+  std::atomic<void* (*)(size_t, std::align_val_t, const std::nothrow_t&) noexcept>
+      new_aligned_nothrow;
 };
 extern JeFns je;
 
 // Out of line: tagged allocation, pool frees, pool realloc, failure paths.
-void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero);
-void* TaggedCalloc(Pool* pool, size_t n, size_t size);
-void PoolFree(void* p);
-void* PoolRealloc(void* p, size_t size);
-size_t PoolUsableSize(const void* p);
-void* AlignedUntagged(size_t align, size_t size);  // errno ENOMEM on failure
-void* NewFailed(size_t size, size_t align, bool nothrow);  // new_handler loop / bad_alloc
+void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero) noexcept;
+void* TaggedCalloc(Pool* pool, size_t n, size_t size) noexcept;
+void PoolFree(void* p) noexcept;
+void* PoolRealloc(void* p, size_t size) noexcept;
+size_t PoolUsableSize(const void* p) noexcept;
+void* AlignedUntagged(size_t align, size_t size) noexcept;  // errno ENOMEM on failure
+// Tagged new: the pool allocation, then the new_handler loop / bad_alloc on failure.
+void* TaggedNew(Pool* pool, size_t size, size_t align);
+void* TaggedNewNothrow(Pool* pool, size_t size, size_t align) noexcept;
+// Untagged new before jemalloc's own is resolved (same contract).
+void* NewFailed(size_t size, size_t align, bool nothrow);
 
 inline void* Malloc(size_t size) {
   Pool* pool = tls_scope;
@@ -98,17 +112,33 @@ inline size_t UsableSize(const void* p) {
   return sallocx(const_cast<void*>(p), 0);
 }
 
-// operator new: never returns nullptr unless `nothrow`.
-inline void* New(size_t size, bool nothrow) {
-  void* p = Malloc(size);
-  if (ABSL_PREDICT_TRUE(p != nullptr)) return p;
-  return NewFailed(size, 0, nothrow);
+// operator new: throws std::bad_alloc after the new_handler loop, never returns nullptr.
+inline void* New(size_t size) {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedNew(pool, size, 0);
+  return je.new_.load(std::memory_order_relaxed)(size);
 }
 
-inline void* NewAligned(size_t size, size_t align, bool nothrow) {
-  void* p = Memalign(align, size);
-  if (ABSL_PREDICT_TRUE(p != nullptr)) return p;
-  return NewFailed(size, align, nothrow);
+inline void* NewNothrow(size_t size) noexcept {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedNewNothrow(pool, size, 0);
+  return je.new_nothrow.load(std::memory_order_relaxed)(size, std::nothrow);
+}
+
+inline void* NewAligned(size_t size, std::align_val_t align) {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) {
+    return TaggedNew(pool, size, static_cast<size_t>(align));
+  }
+  return je.new_aligned.load(std::memory_order_relaxed)(size, align);
+}
+
+inline void* NewAlignedNothrow(size_t size, std::align_val_t align) noexcept {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) {
+    return TaggedNewNothrow(pool, size, static_cast<size_t>(align));
+  }
+  return je.new_aligned_nothrow.load(std::memory_order_relaxed)(size, align, std::nothrow);
 }
 
 }  // namespace pmalloc::internal::route

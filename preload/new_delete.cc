@@ -14,26 +14,26 @@ namespace {
 inline size_t Align(std::align_val_t a) { return static_cast<size_t>(a); }
 }  // namespace
 
-PMALLOC_EXPORT void* operator new(size_t n) { return route::New(n, false); }
-PMALLOC_EXPORT void* operator new[](size_t n) { return route::New(n, false); }
+PMALLOC_EXPORT void* operator new(size_t n) { return route::New(n); }
+PMALLOC_EXPORT void* operator new[](size_t n) { return route::New(n); }
 PMALLOC_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept {
-  return route::New(n, true);
+  return route::NewNothrow(n);
 }
 PMALLOC_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept {
-  return route::New(n, true);
+  return route::NewNothrow(n);
 }
 PMALLOC_EXPORT void* operator new(size_t n, std::align_val_t a) {
-  return route::NewAligned(n, Align(a), false);
+  return route::NewAligned(n, a);
 }
 PMALLOC_EXPORT void* operator new[](size_t n, std::align_val_t a) {
-  return route::NewAligned(n, Align(a), false);
+  return route::NewAligned(n, a);
 }
 PMALLOC_EXPORT void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return route::NewAligned(n, Align(a), true);
+  return route::NewAlignedNothrow(n, a);
 }
 PMALLOC_EXPORT void* operator new[](size_t n, std::align_val_t a,
                                     const std::nothrow_t&) noexcept {
-  return route::NewAligned(n, Align(a), true);
+  return route::NewAlignedNothrow(n, a);
 }
 
 PMALLOC_EXPORT void operator delete(void* p) noexcept { route::Free(p); }
