@@ -57,6 +57,13 @@ void* NewAlignedNothrowX(size_t size, std::align_val_t align, const std::nothrow
   return p != nullptr ? p : NewFailed(size, static_cast<size_t>(align), true);
 }
 
+void SizedDeleteX(void* p, size_t size) noexcept {
+  if (p != nullptr) sdallocx(p, size, 0);
+}
+void SizedAlignedDeleteX(void* p, size_t size, std::align_val_t align) noexcept {
+  if (p != nullptr) sdallocx(p, size, MALLOCX_ALIGN(static_cast<size_t>(align)));
+}
+
 [[noreturn]] void BadPoolPointer(const char* call, const void* p) {
   LogLine line;
   line.Str("pmalloc: ").Str(call).Str("(): invalid pointer ").Ptr(p).Str(
@@ -86,11 +93,14 @@ __attribute__((constructor(101))) void ResolveJemalloc() {
       dlsym(handle, "_ZnwmSt11align_val_t"));
   auto* nan = reinterpret_cast<void* (*)(size_t, std::align_val_t, const std::nothrow_t&)
                                   noexcept>(dlsym(handle, "_ZnwmSt11align_val_tRKSt9nothrow_t"));
+  auto* sd = reinterpret_cast<void (*)(void*, size_t) noexcept>(dlsym(handle, "_ZdlPvm"));
+  auto* sad = reinterpret_cast<void (*)(void*, size_t, std::align_val_t) noexcept>(
+      dlsym(handle, "_ZdlPvmSt11align_val_t"));
   // All or nothing, and only if dlsym found jemalloc's own (not a face interposing it).
   Dl_info mi;
   Dl_info ni;
   if (m == nullptr || f == nullptr || c == nullptr || r == nullptr || n == nullptr ||
-      nn == nullptr || na == nullptr || nan == nullptr ||
+      nn == nullptr || na == nullptr || nan == nullptr || sd == nullptr || sad == nullptr ||
       dladdr(reinterpret_cast<void*>(m), &mi) == 0 || mi.dli_fbase != info.dli_fbase ||
       dladdr(reinterpret_cast<void*>(n), &ni) == 0 || ni.dli_fbase != info.dli_fbase) {
     return;
@@ -103,14 +113,17 @@ __attribute__((constructor(101))) void ResolveJemalloc() {
   je.new_nothrow.store(nn, std::memory_order_relaxed);
   je.new_aligned.store(na, std::memory_order_relaxed);
   je.new_aligned_nothrow.store(nan, std::memory_order_relaxed);
+  je.sized_delete.store(sd, std::memory_order_relaxed);
+  je.sized_aligned_delete.store(sad, std::memory_order_relaxed);
   // The handle is deliberately kept: jemalloc is a dependency and is never unloaded.
 }
 
 }  // namespace
 
-ABSL_CONST_INIT JeFns je = {{&MallocX},     {&FreeX},       {&CallocX},
-                            {&ReallocX},    {&NewX},        {&NewNothrowX},
-                            {&NewAlignedX}, {&NewAlignedNothrowX}};
+ABSL_CONST_INIT JeFns je = {{&MallocX},      {&FreeX},          {&CallocX},
+                            {&ReallocX},     {&NewX},           {&NewNothrowX},
+                            {&NewAlignedX},  {&NewAlignedNothrowX}, {&SizedDeleteX},
+                            {&SizedAlignedDeleteX}};
 
 void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero) noexcept {
   return pool->Allocate(size, align, zero);

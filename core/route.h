@@ -39,8 +39,12 @@ struct JeFns {
   std::atomic<void* (*)(size_t, std::align_val_t)> new_aligned;
   std::atomic<void* (*)(size_t, std::align_val_t, const std::nothrow_t&) noexcept>
       new_aligned_nothrow;
+  // jemalloc's sized operator delete forms (they accept nullptr).
+  std::atomic<void (*)(void*, size_t) noexcept> sized_delete;
+  std::atomic<void (*)(void*, size_t, std::align_val_t) noexcept> sized_aligned_delete;
 };
-extern JeFns je;
+// Hidden: read with one rip-relative load instead of a GOT indirection.
+extern JeFns je __attribute__((visibility("hidden")));
 
 // Out of line: tagged allocation, pool frees, pool realloc, failure paths.
 void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero) noexcept;
@@ -79,16 +83,15 @@ inline void Free(void* p) {
   je.free.load(std::memory_order_relaxed)(p);
 }
 
-// `size` is the size passed at allocation (C++ sized delete). REQUIRES: p != nullptr.
-inline void SizedFree(void* p, size_t size) {
+// C++ sized delete: `size` is the size passed to new. p may be nullptr.
+inline void SizedFree(void* p, size_t size) noexcept {
   if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolFree(p);
-  sdallocx(p, size, 0);
+  je.sized_delete.load(std::memory_order_relaxed)(p, size);
 }
 
-// REQUIRES: p != nullptr, align a power of two.
-inline void SizedAlignedFree(void* p, size_t size, size_t align) {
+inline void SizedAlignedFree(void* p, size_t size, std::align_val_t align) noexcept {
   if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolFree(p);
-  sdallocx(p, size == 0 ? 1 : size, MALLOCX_ALIGN(align));
+  je.sized_aligned_delete.load(std::memory_order_relaxed)(p, size, align);
 }
 
 // glibc realloc: NULL pointer is malloc; size 0 frees and returns NULL; a pool block

@@ -10,10 +10,6 @@
 
 namespace route = pmalloc::internal::route;
 
-namespace {
-inline size_t Align(std::align_val_t a) { return static_cast<size_t>(a); }
-}  // namespace
-
 PMALLOC_EXPORT void* operator new(size_t n) { return route::New(n); }
 PMALLOC_EXPORT void* operator new[](size_t n) { return route::New(n); }
 PMALLOC_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept {
@@ -42,12 +38,8 @@ PMALLOC_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { r
 PMALLOC_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept {
   route::Free(p);
 }
-PMALLOC_EXPORT void operator delete(void* p, size_t n) noexcept {
-  if (p != nullptr) route::SizedFree(p, n);
-}
-PMALLOC_EXPORT void operator delete[](void* p, size_t n) noexcept {
-  if (p != nullptr) route::SizedFree(p, n);
-}
+PMALLOC_EXPORT void operator delete(void* p, size_t n) noexcept { route::SizedFree(p, n); }
+PMALLOC_EXPORT void operator delete[](void* p, size_t n) noexcept { route::SizedFree(p, n); }
 PMALLOC_EXPORT void operator delete(void* p, std::align_val_t) noexcept { route::Free(p); }
 PMALLOC_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { route::Free(p); }
 PMALLOC_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
@@ -58,8 +50,8 @@ PMALLOC_EXPORT void operator delete[](void* p, std::align_val_t,
   route::Free(p);
 }
 PMALLOC_EXPORT void operator delete(void* p, size_t n, std::align_val_t a) noexcept {
-  if (p != nullptr) route::SizedAlignedFree(p, n, Align(a));
+  route::SizedAlignedFree(p, n, a);
 }
 PMALLOC_EXPORT void operator delete[](void* p, size_t n, std::align_val_t a) noexcept {
-  if (p != nullptr) route::SizedAlignedFree(p, n, Align(a));
+  route::SizedAlignedFree(p, n, a);
 }
