@@ -2,7 +2,8 @@
 # Whole-program wall time of allocation-heavy programs (tests/perf/preload/) on plain glibc,
 # under LD_PRELOAD=libjemalloc.so.2 and under LD_PRELOAD=libpmalloc.so (the shim). Runs are
 # interleaved (glibc, jemalloc, shim, glibc, ...) so that machine noise hits all three
-# alike; prints the median of each and the ratios as a markdown table.
+# alike; prints the median wall time of each and the ratios as a markdown table, plus the
+# median CPU time (user + sys), which other load on a shared machine disturbs less.
 # Usage: tests/perf/preload_bench.sh [build dir (build/default)] [runs (7)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,31 +17,33 @@ bin=$build/tests/perf/preload
 # name and arguments: each run takes about a second on jemalloc.
 programs=("small_objects 10" "producer_consumer 2 2" "realloc_growth 15")
 
-wall_ms() {  # wall time of one run, in ms, with LD_PRELOAD=$1
+run_ms() {  # "wall_ms cpu_ms" of one run with LD_PRELOAD=$1
   local pre=$1; shift
-  local start end
-  start=$(date +%s%N)
-  LD_PRELOAD=$pre "$@" > /dev/null
-  end=$(date +%s%N)
-  echo $(( (end - start) / 1000000 ))
+  local TIMEFORMAT='%3R %3U %3S' t
+  t=$( { time LD_PRELOAD=$pre "$@" > /dev/null 2>&1; } 2>&1 )
+  awk '{printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000}' <<< "$t"
 }
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
-echo "| program | glibc ms | jemalloc ms | shim ms | shim/jemalloc | shim/glibc |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| program | glibc ms | jemalloc ms | shim ms | shim/jemalloc | shim/glibc |" \
+  "shim/jemalloc CPU |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for entry in "${programs[@]}"; do
   read -r name args <<< "$entry"
-  g=() j=() s=()
-  # shellcheck disable=SC2086  # args split on purpose
+  gw=() jw=() sw=() jc=() sc=()
   for ((i = 0; i < runs; ++i)); do
-    g+=("$(wall_ms "" "$bin/bench_$name" $args)")
-    j+=("$(wall_ms "$jemalloc" "$bin/bench_$name" $args)")
-    s+=("$(wall_ms "$shim" "$bin/bench_$name" $args)")
+    # shellcheck disable=SC2086  # args split on purpose
+    read -r w _ <<< "$(run_ms "" "$bin/bench_$name" $args)"; gw+=("$w")
+    # shellcheck disable=SC2086
+    read -r w c <<< "$(run_ms "$jemalloc" "$bin/bench_$name" $args)"; jw+=("$w"); jc+=("$c")
+    # shellcheck disable=SC2086
+    read -r w c <<< "$(run_ms "$shim" "$bin/bench_$name" $args)"; sw+=("$w"); sc+=("$c")
   done
-  mg=$(median "${g[@]}") mj=$(median "${j[@]}") ms=$(median "${s[@]}")
-  awk -v n="$name" -v g="$mg" -v j="$mj" -v s="$ms" \
-    'BEGIN {printf "| %s | %d | %d | %d | %.3f | %.3f |\n", n, g, j, s, s / j, s / g}'
+  awk -v n="$name" -v g="$(median "${gw[@]}")" -v j="$(median "${jw[@]}")" \
+    -v s="$(median "${sw[@]}")" -v jc="$(median "${jc[@]}")" -v sc="$(median "${sc[@]}")" \
+    'BEGIN {printf "| %s | %d | %d | %d | %.3f | %.3f | %.3f |\n", n, g, j, s, s / j, s / g,
+            sc / jc}'
 done
 echo
-echo "median of $runs interleaved runs each; $(nproc) CPUs; $(uname -r)"
+echo "median of $runs interleaved runs each; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
