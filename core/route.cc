@@ -167,6 +167,15 @@ void* PoolRealloc(void* p, size_t size) noexcept {
   return q;
 }
 
+void* ReallocEdge(void* p, size_t size) noexcept {
+  if (size == 0) {
+    je.free.load(std::memory_order_relaxed)(p);
+  } else {
+    errno = ENOMEM;  // p untouched
+  }
+  return nullptr;
+}
+
 size_t PoolUsableSize(const void* p) noexcept { return Pool::UsableSize(p); }
 
 void* AlignedUntagged(size_t align, size_t size) noexcept {

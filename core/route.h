@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <new>
 
 #include "absl/base/optimization.h"
@@ -51,6 +52,12 @@ void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero) noexcept;
 void* TaggedCalloc(Pool* pool, size_t n, size_t size) noexcept;
 void PoolFree(void* p) noexcept;
 void* PoolRealloc(void* p, size_t size) noexcept;
+// jemalloc realloc of size 0 (glibc: free, return NULL) or above kMaxObjectSize (ENOMEM:
+// jemalloc's realloc fails there without setting errno).
+void* ReallocEdge(void* p, size_t size) noexcept;
+
+// No object may exceed PTRDIFF_MAX bytes.
+inline constexpr size_t kMaxObjectSize = size_t{PTRDIFF_MAX};
 size_t PoolUsableSize(const void* p) noexcept;
 void* AlignedUntagged(size_t align, size_t size) noexcept;  // errno ENOMEM on failure
 // Tagged new: the pool allocation, then the new_handler loop / bad_alloc on failure.
@@ -100,13 +107,8 @@ inline void SizedAlignedFree(void* p, size_t size, std::align_val_t align) noexc
 inline void* Realloc(void* p, size_t size) {
   if (p == nullptr) return Malloc(size);
   if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolRealloc(p, size);
-  if (ABSL_PREDICT_FALSE(size == 0)) {
-    je.free.load(std::memory_order_relaxed)(p);
-    return nullptr;
-  }
-  void* q = je.realloc.load(std::memory_order_relaxed)(p, size);
-  if (ABSL_PREDICT_FALSE(q == nullptr)) errno = ENOMEM;  // jemalloc's realloc does not
-  return q;
+  if (ABSL_PREDICT_FALSE(size == 0 || size > kMaxObjectSize)) return ReallocEdge(p, size);
+  return je.realloc.load(std::memory_order_relaxed)(p, size);  // a tail call
 }
 
 inline size_t UsableSize(const void* p) {

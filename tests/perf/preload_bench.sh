@@ -4,7 +4,10 @@
 # interleaved (glibc, jemalloc, shim, glibc, ...) so that machine noise hits all three
 # alike; prints the median wall time of each and the ratios as a markdown table, plus the
 # median CPU time (user + sys), which other load on a shared machine disturbs less.
-# Usage: tests/perf/preload_bench.sh [build dir (build/default)] [runs (7)]
+# With --instructions (needs valgrind), also counts instructions with callgrind, one smaller
+# run per program and allocator: deterministic, so it resolves differences that wall time
+# on a loaded machine cannot.
+# Usage: tests/perf/preload_bench.sh [build dir (build/default)] [runs (7)] [--instructions]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build/default}
@@ -47,3 +50,25 @@ for entry in "${programs[@]}"; do
 done
 echo
 echo "median of $runs interleaved runs each; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+[ "${3:-}" = --instructions ] || exit 0
+small=("small_objects 1" "producer_consumer 1 1" "realloc_growth 2" "small_objects 0")
+instructions() {  # total instructions executed (callgrind Ir) with LD_PRELOAD=$1
+  local pre=$1; shift
+  LD_PRELOAD=$pre valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+    awk '/refs:/ {gsub(",", "", $NF); print $NF}'
+}
+echo
+echo "| program (callgrind) | jemalloc instructions | shim instructions | shim/jemalloc |"
+echo "|---|---:|---:|---:|"
+for entry in "${small[@]}"; do
+  read -r name args <<< "$entry"
+  # shellcheck disable=SC2086
+  j=$(instructions "$jemalloc" "$bin/bench_$name" $args)
+  # shellcheck disable=SC2086
+  s=$(instructions "$shim" "$bin/bench_$name" $args)
+  awk -v n="$name $args" -v j="$j" -v s="$s" \
+    'BEGIN {printf "| %s | %d | %d | %.3f |\n", n, j, s, s / j}'
+done
+echo
+echo "(\"small_objects 0\" does no work: it is the start-up cost of loading the library.)"

@@ -94,6 +94,10 @@ TEST(Face, ReallocSemantics) {
   EXPECT_EQ(realloc(p, Opaque(SIZE_MAX - 4096)), nullptr);  // fails, p untouched
   EXPECT_EQ(errno, ENOMEM);
   EXPECT_EQ(memcmp(p, "12345", 5), 0);
+  errno = 0;
+  EXPECT_EQ(realloc(p, Opaque(size_t{1} << 50)), nullptr);  // fits size classes, not memory
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(memcmp(p, "12345", 5), 0);
   EXPECT_EQ(realloc(p, Opaque(0)), nullptr);  // glibc: frees, returns NULL
   void* q = realloc(nullptr, Opaque(0));       // malloc(0)
   EXPECT_NE(q, nullptr);
