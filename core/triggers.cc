@@ -75,8 +75,14 @@ void InstallSignalTrigger(int sig) {
   sigaction(sig, &sa, nullptr);
 }
 
+void CountPool(Pool*, void* arg) { ++*static_cast<size_t*>(arg); }
+
+// Processes without pools (every child of a preloaded shell script) stay quiet.
 void PrintStatsAtExit() {
-  if (GetConfig().stats_print) PrintPoolStats();
+  if (!GetConfig().stats_print) return;
+  size_t pools = 0;
+  Registry::ForEachPool(CountPool, &pools);
+  if (pools != 0) PrintPoolStats();
 }
 
 __attribute__((constructor)) void InstallTriggers() {

@@ -13,7 +13,8 @@ void ConfiguredLockdown(const char* why);
 // Called once when main() is entered (lockdown:main).
 void OnMainEntry();
 
-// Writes the per-pool table to stderr (stats_print:true, malloc_stats()). Async-signal
+// Writes the per-pool table to stderr (malloc_stats(); at exit with stats_print:true when
+// the process has pools). Async-signal
 // unsafe (takes the registry lock) but allocation-free.
 void PrintPoolStats();
 
