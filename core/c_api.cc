@@ -2,8 +2,11 @@
 // registry.
 #include <errno.h>
 
+#include <jemalloc/jemalloc.h>
+
 #include <cstring>
 
+#include "core/config.h"
 #include "core/pool.h"
 #include "core/registry.h"
 #include "pmalloc/pmalloc.h"
@@ -26,6 +29,17 @@ Pool* FromHandle(const pmalloc_pool* handle) {
 
 pmalloc_pool* ToHandle(Pool* pool) { return reinterpret_cast<pmalloc_pool*>(pool); }
 
+// PMALLOC_CONF=disable:true: pools hand out plain jemalloc memory and are never protected,
+// so pmalloc costs nothing when it is not wanted (DESIGN.md §6).
+bool Disabled() { return pmalloc::internal::GetConfig().disable; }
+
+void* JemallocAlloc(size_t size, size_t align, bool zero) {
+  const int flags = (zero ? MALLOCX_ZERO : 0) | (align > 16 ? MALLOCX_ALIGN(align) : 0);
+  void* p = mallocx(size == 0 ? 1 : size, flags);
+  if (p == nullptr) errno = ENOMEM;
+  return p;
+}
+
 // n * size, or false on overflow.
 bool Multiply(size_t n, size_t size, size_t* out) {
   return !__builtin_mul_overflow(n, size, out);
@@ -42,13 +56,16 @@ pmalloc_pool* pmalloc_create_pool(const char* name, size_t refill, unsigned shor
 
 int pmalloc_prealloc(pmalloc_pool* handle, size_t size) {
   Pool* pool = FromHandle(handle);
-  return pool == nullptr ? -1 : pool->Prealloc(size);
+  if (pool == nullptr) return -1;
+  return Disabled() ? 0 : pool->Prealloc(size);
 }
 
 
 void* pzalloc(pmalloc_pool* handle, size_t size) {
   Pool* pool = FromHandle(handle);
-  return pool == nullptr ? nullptr : pool->Allocate(size, 0, true);
+  if (pool == nullptr) return nullptr;
+  if (Disabled()) return JemallocAlloc(size, pool->alignment(), true);
+  return pool->Allocate(size, 0, true);
 }
 
 void* pmalloc_aligned(pmalloc_pool* handle, size_t size, size_t align) {
@@ -58,6 +75,7 @@ void* pmalloc_aligned(pmalloc_pool* handle, size_t size, size_t align) {
     errno = EINVAL;
     return nullptr;
   }
+  if (Disabled()) return JemallocAlloc(size, align > pool->alignment() ? align : pool->alignment(), false);
   return pool->Allocate(size, align, false);
 }
 
@@ -93,19 +111,31 @@ char* pstrdup(pmalloc_pool* handle, const char* s) {
 void pfree(pmalloc_pool* handle, const void* ptr) {
   if (ptr == nullptr) return;
   Pool* pool = FromHandle(handle);
-  if (pool != nullptr) pool->Free(ptr);
+  if (pool == nullptr) return;
+  if (Disabled() && !pmalloc::internal::Window::Contains(ptr)) {
+    dallocx(const_cast<void*>(ptr), 0);
+    return;
+  }
+  pool->Free(ptr);
 }
 
-size_t pmalloc_usable_size(const void* ptr) { return Pool::UsableSize(ptr); }
+size_t pmalloc_usable_size(const void* ptr) {
+  if (ptr != nullptr && Disabled() && !pmalloc::internal::Window::Contains(ptr)) {
+    return sallocx(const_cast<void*>(ptr), 0);
+  }
+  return Pool::UsableSize(ptr);
+}
 
 int pmalloc_protect_pool(pmalloc_pool* handle) {
   Pool* pool = FromHandle(handle);
-  return pool == nullptr ? -1 : pool->Protect();
+  if (pool == nullptr) return -1;
+  return Disabled() ? 0 : pool->Protect();
 }
 
 int pmalloc_seal_pool(pmalloc_pool* handle) {
   Pool* pool = FromHandle(handle);
-  return pool == nullptr ? -1 : pool->Seal();
+  if (pool == nullptr) return -1;
+  return Disabled() ? 0 : pool->Seal();
 }
 
 int pmalloc_destroy_pool(pmalloc_pool* handle) {
@@ -118,6 +148,9 @@ int pmalloc_lockdown(unsigned flags) {
     errno = EINVAL;
     return -1;
   }
+  const pmalloc::internal::Config& config = pmalloc::internal::GetConfig();
+  if (config.disable) return 0;
+  if (config.seal) flags |= PMALLOC_LOCKDOWN_SEAL;
   return Registry::Lockdown(flags);
 }
 
@@ -159,6 +192,8 @@ pmalloc_pool* pmalloc_default_pool(void) { return ToHandle(Registry::DefaultPool
 namespace pmalloc {
 extern "C" void*(pmalloc)(pmalloc_pool* handle, size_t size) {
   Pool* pool = FromHandle(handle);
-  return pool == nullptr ? nullptr : pool->Allocate(size, 0, false);
+  if (pool == nullptr) return nullptr;
+  if (Disabled()) return JemallocAlloc(size, pool->alignment(), false);
+  return pool->Allocate(size, 0, false);
 }
 }  // namespace pmalloc

@@ -8,6 +8,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/const_init.h"
 #include "absl/base/internal/spinlock.h"
+#include "core/config.h"
 #include "core/fault_report.h"
 #include "core/platform.h"
 
@@ -66,6 +67,7 @@ bool ProtectRange(LockdownRange& r, bool seal, int* err) {
 
 Pool* Registry::CreatePool(const char* name, size_t refill, unsigned align_order,
                            unsigned flags) {
+  (void)GetConfig();  // applies window: before the first area reserves the window
   Pool* pool = Pool::Create(name, refill, align_order, flags);
   if (pool == nullptr) return nullptr;
   bool install = false;

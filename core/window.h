@@ -40,7 +40,9 @@ struct Area {
   bool Contains(uintptr_t p) const { return p - base < size; }
 };
 
-class Window {
+// Hidden explicitly: -fvisibility=hidden does not apply to declarations, so without it
+// every use outside window.cc (the free() fast path) would load base_/size_ through the GOT.
+class __attribute__((visibility("hidden"))) Window {
  public:
   // True when `p` lies anywhere in the window. Lock-free, valid before initialisation.
   static bool Contains(const void* p) {

@@ -141,6 +141,21 @@ PMALLOC_EXPORT int pmalloc_pool_stats(const struct pmalloc_pool *pool,
  * it cannot be created. */
 PMALLOC_EXPORT struct pmalloc_pool *pmalloc_default_pool(void);
 
+/* Tagging scope of the calling thread. While a pool is in scope, every allocation made on
+ * this thread through the libc face (malloc, calloc, realloc(NULL, n), memalign & co,
+ * operator new: STL containers and third-party code included) comes from that pool, when
+ * libpmalloc is linked or preloaded as the process's allocator. free/delete of such memory
+ * later, from any thread and any scope, returns it to its pool. realloc keeps a block
+ * where it is (a pool block stays in its pool; fails with EPERM once protected).
+ * pmalloc_scope_enter(pool) sets the scope and returns the previous one (NULL: untagged);
+ * pmalloc_scope_exit(prev) restores it. A NULL pool makes the thread untagged.
+ * Errors: EINVAL for an invalid pool (scope unchanged). Under PMALLOC_CONF=disable:true
+ * the scope stays untagged. Cost: one thread-local store. Async-signal-safe. */
+PMALLOC_EXPORT struct pmalloc_pool *pmalloc_scope_enter(struct pmalloc_pool *pool);
+PMALLOC_EXPORT void pmalloc_scope_exit(struct pmalloc_pool *prev);
+/* The calling thread's current scope, or NULL. */
+PMALLOC_EXPORT struct pmalloc_pool *pmalloc_scope_current(void);
+
 #ifdef __cplusplus
 } /* extern "C" */
 

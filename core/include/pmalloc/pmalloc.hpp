@@ -99,6 +99,21 @@ class PoolAllocator {
   pmalloc_pool* pool_;
 };
 
+// Tags the calling thread for the lifetime of the object: every malloc/new made on this
+// thread (STL containers included) comes from `pool` (see pmalloc_scope_enter). Nests; the
+// destructor restores the previous scope. Not movable: a scope belongs to one thread.
+class ScopedPool {
+ public:
+  explicit ScopedPool(pmalloc_pool* pool) noexcept : prev_(pmalloc_scope_enter(pool)) {}
+  explicit ScopedPool(const Pool& pool) noexcept : ScopedPool(pool.get()) {}
+  ScopedPool(const ScopedPool&) = delete;
+  ScopedPool& operator=(const ScopedPool&) = delete;
+  ~ScopedPool() { pmalloc_scope_exit(prev_); }
+
+ private:
+  pmalloc_pool* prev_;
+};
+
 struct LockdownOptions {
   bool seal = false;  // also mseal(2): irreversible
 };

@@ -1,0 +1,151 @@
+// Tag routing: the one place that decides where an allocation made through the libc face
+// goes. Untagged traffic (no scope on this thread, pointer outside the pool window) goes to
+// jemalloc; tagged allocations go to the scope's pool; pool pointers go back to their pool.
+//
+// The untagged path costs one TLS load (allocation) or one subtract-and-compare (free) on
+// top of jemalloc, and never locks, allocates or touches the registry. Everything else is
+// out of line (route.cc). The preload/ face is one-line forwarders into these functions;
+// each follows glibc's contract (errno ENOMEM on failure, NULL/EINVAL rules in libc_face).
+#ifndef PMALLOC_CORE_ROUTE_H_
+#define PMALLOC_CORE_ROUTE_H_
+
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+
+#include "absl/base/optimization.h"
+#include "core/scope.h"
+#include "core/window.h"
+
+namespace pmalloc::internal::route {
+
+// jemalloc's own malloc/free/calloc/realloc (its fastest entry points). Until the library
+// constructor resolves them they point at mallocx-based equivalents, so the face works
+// before pmalloc initialises; both are the same jemalloc heap.
+// The types are noexcept so that the face's noexcept functions can tail-call them (a call
+// that may throw needs a terminate landing pad, which forbids the jump).
+struct JeFns {
+  std::atomic<void* (*)(size_t) noexcept> malloc;
+  std::atomic<void (*)(void*) noexcept> free;
+  std::atomic<void* (*)(size_t, size_t) noexcept> calloc;
+  std::atomic<void* (*)(void*, size_t) noexcept> realloc;
+  // jemalloc's operator new forms: a tail call keeps the untagged new path as short as
+  // malloc's (the result check and the new_handler loop happen inside jemalloc).
+  std::atomic<void* (*)(size_t)> new_;
+  std::atomic<void* (*)(size_t, const std::nothrow_t&) noexcept> new_nothrow;
+  std::atomic<void* (*)(size_t, std::align_val_t)> new_aligned;
+  std::atomic<void* (*)(size_t, std::align_val_t, const std::nothrow_t&) noexcept>
+      new_aligned_nothrow;
+  // jemalloc's sized operator delete forms (they accept nullptr).
+  std::atomic<void (*)(void*, size_t) noexcept> sized_delete;
+  std::atomic<void (*)(void*, size_t, std::align_val_t) noexcept> sized_aligned_delete;
+};
+// Hidden: read with one rip-relative load instead of a GOT indirection.
+extern JeFns je __attribute__((visibility("hidden")));
+
+// Out of line: tagged allocation, pool frees, pool realloc, failure paths.
+void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero) noexcept;
+void* TaggedCalloc(Pool* pool, size_t n, size_t size) noexcept;
+void PoolFree(void* p) noexcept;
+void* PoolRealloc(void* p, size_t size) noexcept;
+// jemalloc realloc of size 0 (glibc: free, return NULL) or above kMaxObjectSize (ENOMEM:
+// jemalloc's realloc fails there without setting errno).
+void* ReallocEdge(void* p, size_t size) noexcept;
+
+// No object may exceed PTRDIFF_MAX bytes.
+inline constexpr size_t kMaxObjectSize = size_t{PTRDIFF_MAX};
+size_t PoolUsableSize(const void* p) noexcept;
+void* AlignedUntagged(size_t align, size_t size) noexcept;  // errno ENOMEM on failure
+// Tagged new: the pool allocation, then the new_handler loop / bad_alloc on failure.
+void* TaggedNew(Pool* pool, size_t size, size_t align);
+void* TaggedNewNothrow(Pool* pool, size_t size, size_t align) noexcept;
+// Untagged new before jemalloc's own is resolved (same contract).
+void* NewFailed(size_t size, size_t align, bool nothrow);
+
+inline void* Malloc(size_t size) {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedAlloc(pool, size, 0, false);
+  return je.malloc.load(std::memory_order_relaxed)(size);
+}
+
+inline void* Calloc(size_t n, size_t size) {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedCalloc(pool, n, size);
+  return je.calloc.load(std::memory_order_relaxed)(n, size);
+}
+
+// REQUIRES: align is a power of two.
+inline void* Memalign(size_t align, size_t size) {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedAlloc(pool, size, align, false);
+  return AlignedUntagged(align, size);
+}
+
+inline void Free(void* p) {
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolFree(p);
+  je.free.load(std::memory_order_relaxed)(p);
+}
+
+// C++ sized delete: `size` is the size passed to new. p may be nullptr.
+inline void SizedFree(void* p, size_t size) noexcept {
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolFree(p);
+  je.sized_delete.load(std::memory_order_relaxed)(p, size);
+}
+
+inline void SizedAlignedFree(void* p, size_t size, std::align_val_t align) noexcept {
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolFree(p);
+  je.sized_aligned_delete.load(std::memory_order_relaxed)(p, size, align);
+}
+
+// glibc realloc: NULL pointer is malloc; size 0 frees and returns NULL; a pool block
+// stays in its pool (EPERM when its area is read-only, block untouched). Untagged memory
+// stays in jemalloc even inside a scope.
+inline void* Realloc(void* p, size_t size) {
+  if (p == nullptr) return Malloc(size);
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolRealloc(p, size);
+  if (ABSL_PREDICT_FALSE(size == 0 || size > kMaxObjectSize)) return ReallocEdge(p, size);
+  return je.realloc.load(std::memory_order_relaxed)(p, size);  // a tail call
+}
+
+inline size_t UsableSize(const void* p) {
+  if (p == nullptr) return 0;
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolUsableSize(p);
+  return sallocx(const_cast<void*>(p), 0);
+}
+
+// operator new: throws std::bad_alloc after the new_handler loop, never returns nullptr.
+inline void* New(size_t size) {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedNew(pool, size, 0);
+  return je.new_.load(std::memory_order_relaxed)(size);
+}
+
+inline void* NewNothrow(size_t size) noexcept {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedNewNothrow(pool, size, 0);
+  return je.new_nothrow.load(std::memory_order_relaxed)(size, std::nothrow);
+}
+
+inline void* NewAligned(size_t size, std::align_val_t align) {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) {
+    return TaggedNew(pool, size, static_cast<size_t>(align));
+  }
+  return je.new_aligned.load(std::memory_order_relaxed)(size, align);
+}
+
+inline void* NewAlignedNothrow(size_t size, std::align_val_t align) noexcept {
+  Pool* pool = tls_scope;
+  if (ABSL_PREDICT_FALSE(pool != nullptr)) {
+    return TaggedNewNothrow(pool, size, static_cast<size_t>(align));
+  }
+  return je.new_aligned_nothrow.load(std::memory_order_relaxed)(size, align, std::nothrow);
+}
+
+}  // namespace pmalloc::internal::route
+
+#endif  // PMALLOC_CORE_ROUTE_H_

@@ -1,0 +1,168 @@
+#include "core/triggers.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+#include "absl/base/attributes.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/registry.h"
+
+namespace pmalloc::internal {
+namespace {
+
+// lockdown:signal: the handler only writes to an eventfd (async-signal-safe); a helper
+// thread with every signal blocked does the lockdown, which takes locks and may allocate
+// metadata and so cannot run in the handler.
+ABSL_CONST_INIT int signal_fd = -1;
+
+void* LockdownThread(void*) {
+  uint64_t n;
+  while (true) {
+    const ssize_t r = read(signal_fd, &n, sizeof(n));
+    if (r == sizeof(n)) {
+      ConfiguredLockdown("lockdown:signal");
+    } else if (r < 0 && errno != EINTR) {
+      return nullptr;
+    }
+  }
+}
+
+void OnSignal(int) {
+  const int saved = errno;
+  const uint64_t one = 1;
+  (void)!write(signal_fd, &one, sizeof(one));
+  errno = saved;
+}
+
+bool StartLockdownThread() {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);  // the thread inherits the full mask
+  pthread_t t;
+  const int err = pthread_create(&t, nullptr, LockdownThread, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (err != 0) return false;
+  pthread_detach(t);
+  return true;
+}
+
+// The helper thread does not survive fork: the child starts its own.
+void RestartInChild() { (void)StartLockdownThread(); }
+
+void InstallSignalTrigger(int sig) {
+  signal_fd = eventfd(0, EFD_CLOEXEC);
+  if (signal_fd < 0 || !StartLockdownThread()) {
+    LogLine line;
+    line.Str("pmalloc: lockdown:signal: cannot start the lockdown thread (errno ")
+        .Dec(errno)
+        .Str("); trigger disabled");
+    line.Emit();
+    return;
+  }
+  pthread_atfork(nullptr, nullptr, RestartInChild);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = OnSignal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, nullptr);
+}
+
+void CountPool(Pool*, void* arg) { ++*static_cast<size_t*>(arg); }
+
+// Processes without pools (every child of a preloaded shell script) stay quiet.
+void PrintStatsAtExit() {
+  if (!GetConfig().stats_print) return;
+  size_t pools = 0;
+  Registry::ForEachPool(CountPool, &pools);
+  if (pools != 0) PrintPoolStats();
+}
+
+__attribute__((constructor)) void InstallTriggers() {
+  const Config& c = GetConfig();
+  if (c.disable) return;
+  if (c.lockdown_signal != 0) InstallSignalTrigger(c.lockdown_signal);
+}
+
+// Destructors of libpmalloc run after main's atexit handlers and the executable's static
+// destructors: the table shows the final state.
+__attribute__((destructor)) void AtExit() { PrintStatsAtExit(); }
+
+// Appends `s` padded with spaces to `width` columns.
+void Cell(LogLine& line, const char* s, size_t width) {
+  line.Str(s);
+  for (size_t n = strlen(s); n < width; ++n) line.Str(" ");
+}
+
+void CellRight(LogLine& line, const char* s, size_t width) {
+  for (size_t n = strlen(s); n < width; ++n) line.Str(" ");
+  line.Str(s);
+}
+
+void CellNum(LogLine& line, uint64_t v, size_t width) {
+  char tmp[24];
+  int n = 0;
+  do {
+    tmp[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  for (size_t i = static_cast<size_t>(n); i < width; ++i) line.Str(" ");
+  char out[24];
+  for (int i = 0; i < n; ++i) out[i] = tmp[n - 1 - i];
+  out[n] = '\0';
+  line.Str(out);
+}
+
+void PrintRow(Pool* pool, void*) {
+  pmalloc_stats s;
+  pool->Stats(&s);
+  LogLine line;
+  line.Str("pmalloc: ");
+  Cell(line, pool->name(), 20);
+  CellNum(line, s.live_allocs, 12);
+  CellNum(line, s.live_bytes, 14);
+  CellNum(line, s.mapped_bytes, 14);
+  CellNum(line, s.areas, 7);
+  CellNum(line, s.freed_after_protect_bytes, 14);
+  line.Str(s.is_sealed ? "  sealed" : s.is_protected ? "  protected" : "  writable");
+  line.Emit();
+}
+
+}  // namespace
+
+void ConfiguredLockdown(const char* why) {
+  const Config& c = GetConfig();
+  if (c.disable) return;
+  if (Registry::Lockdown(c.seal ? PMALLOC_LOCKDOWN_SEAL : 0u) != 0) {
+    LogLine line;
+    line.Str("pmalloc: ").Str(why).Str(": pmalloc_lockdown failed, errno ").Dec(errno);
+    line.Emit();
+  }
+}
+
+void OnMainEntry() {
+  if (GetConfig().lockdown_main) ConfiguredLockdown("lockdown:main");
+}
+
+void PrintPoolStats() {
+  LogLine head;
+  head.Str("pmalloc: ");
+  Cell(head, "pool", 20);
+  CellRight(head, "live_allocs", 12);
+  CellRight(head, "live_bytes", 14);
+  CellRight(head, "mapped_bytes", 14);
+  CellRight(head, "areas", 7);
+  CellRight(head, "freed_locked", 14);
+  head.Str("  state");
+  head.Emit();
+  Registry::ForEachPool(PrintRow, nullptr);
+}
+
+}  // namespace pmalloc::internal
