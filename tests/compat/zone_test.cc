@@ -1,0 +1,138 @@
+// Zone bits: routing kmalloc to a chosen pool, exhaustion, release, invalid pools.
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "pmalloc/compat/slab.h"
+
+namespace {
+
+pmalloc_pool* NewPool(const std::string& name) {
+  pmalloc_pool* p = pmalloc_create_pool(name.c_str(), 0, 0, PMALLOC_POOL_MANUAL);
+  EXPECT_NE(p, nullptr);
+  return p;
+}
+
+TEST(Zone, RoutesToThePool) {
+  pmalloc_pool* pool = NewPool("zone-route");
+  const gfp_t z = pmalloc_gfp_zone(pool);
+  ASSERT_NE(z, 0u);
+  EXPECT_EQ(z & ~PMALLOC_GFP_ZONE_MASK, 0u);
+  EXPECT_EQ(z & (z - 1), 0u);  // one bit
+  EXPECT_EQ(pmalloc_gfp_zone(pool), z);  // same pool, same bit
+  EXPECT_EQ(pmalloc_gfp_pool(GFP_KERNEL | z), pool);
+  EXPECT_EQ(pmalloc_gfp_valid(GFP_KERNEL | z), 1);
+  void* a = kmalloc(40, GFP_KERNEL | z);
+  void* b = kzalloc(40, GFP_ATOMIC | z);
+  char* s = kstrdup("zoned", GFP_KERNEL | z);
+  EXPECT_EQ(pmalloc_pool_of(a), pool);
+  EXPECT_EQ(pmalloc_pool_of(b), pool);
+  EXPECT_EQ(pmalloc_pool_of(s), pool);
+  kfree(a);
+  kfree(b);
+  kfree(s);
+  EXPECT_EQ(pmalloc_gfp_zone_release(z), 0);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
+}
+
+TEST(Zone, DefaultPoolIsGfpLockable) {
+  EXPECT_EQ(pmalloc_gfp_zone(pmalloc_default_pool()), __GFP_LOCKABLE);
+  EXPECT_EQ(GFP_LOCKABLE, GFP_KERNEL | __GFP_LOCKABLE);
+  EXPECT_EQ(pmalloc_gfp_pool(GFP_LOCKABLE), pmalloc_default_pool());
+  errno = 0;
+  EXPECT_EQ(pmalloc_gfp_pool(GFP_KERNEL), nullptr);  // the heap, not an error
+  EXPECT_EQ(pmalloc_gfp_valid(GFP_KERNEL), 1);
+  EXPECT_EQ(errno, 0);
+}
+
+TEST(Zone, ExhaustionGivesEnospcAndReleaseFreesASlot) {
+  std::vector<pmalloc_pool*> pools;
+  std::vector<gfp_t> bits;
+  for (int i = 0; i < PMALLOC_GFP_ZONES; ++i) {
+    pools.push_back(NewPool("zone-" + std::to_string(i)));
+    const gfp_t z = pmalloc_gfp_zone(pools.back());
+    ASSERT_NE(z, 0u) << "zone " << i << " errno " << errno;
+    for (gfp_t other : bits) EXPECT_NE(z, other);
+    bits.push_back(z);
+  }
+  pmalloc_pool* extra = NewPool("zone-extra");
+  errno = 0;
+  EXPECT_EQ(pmalloc_gfp_zone(extra), 0u);
+  EXPECT_EQ(errno, ENOSPC);
+  // Already-assigned pools still get their bit while the table is full.
+  EXPECT_EQ(pmalloc_gfp_zone(pools[3]), bits[3]);
+
+  void* kept = kmalloc(16, GFP_KERNEL | bits[2]);
+  ASSERT_EQ(pmalloc_pool_of(kept), pools[2]);
+  ASSERT_EQ(pmalloc_gfp_zone_release(bits[2]), 0);
+  errno = 0;
+  EXPECT_EQ(kmalloc(16, GFP_KERNEL | bits[2]), nullptr);  // released bit: not the heap
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(pmalloc_gfp_valid(GFP_KERNEL | bits[2]), 0);
+  const gfp_t reused = pmalloc_gfp_zone(extra);
+  EXPECT_EQ(reused, bits[2]);
+  void* moved = kmalloc(16, GFP_KERNEL | reused);
+  EXPECT_EQ(pmalloc_pool_of(moved), extra);
+  kfree(kept);  // still freed to its own pool
+  kfree(moved);
+
+  bits[2] = reused;
+  pools[2] = extra;
+  for (int i = 0; i < PMALLOC_GFP_ZONES; ++i) {
+    EXPECT_EQ(pmalloc_gfp_zone_release(bits[i]), 0);
+    EXPECT_EQ(pmalloc_destroy_pool(pools[i]), 0);
+  }
+}
+
+TEST(Zone, InvalidArguments) {
+  errno = 0;
+  EXPECT_EQ(pmalloc_gfp_zone(nullptr), 0u);
+  EXPECT_EQ(errno, EINVAL);
+  alignas(64) char not_a_pool[256] = {};
+  errno = 0;
+  EXPECT_EQ(pmalloc_gfp_zone(reinterpret_cast<pmalloc_pool*>(not_a_pool)), 0u);
+  EXPECT_EQ(errno, EINVAL);
+  // Release: zero, non-zone bits, two bits, __GFP_LOCKABLE, an unassigned zone.
+  for (gfp_t bad : {gfp_t{0}, GFP_KERNEL, __GFP_LOCKABLE, gfp_t{3u << 25}, gfp_t{1u << 31}}) {
+    errno = 0;
+    EXPECT_EQ(pmalloc_gfp_zone_release(bad), -1) << bad;
+    EXPECT_EQ(errno, EINVAL) << bad;
+  }
+  // Two pool bits in one allocation are refused, never resolved silently.
+  pmalloc_pool* pool = NewPool("zone-two");
+  const gfp_t z = pmalloc_gfp_zone(pool);
+  errno = 0;
+  EXPECT_EQ(kmalloc(8, GFP_LOCKABLE | z), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(pmalloc_gfp_valid(GFP_LOCKABLE | z), 0);
+  EXPECT_EQ(pmalloc_gfp_zone_release(z), 0);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
+}
+
+// The zone table is __ro_after_init: after lockdown no zone can be assigned or released
+// (EPERM) and routing still works.
+TEST(Zone, TableIsReadOnlyAfterLockdown) {
+  EXPECT_EXIT(
+      {
+        pmalloc_pool* pool = pmalloc_create_pool("zone-locked", 0, 0, PMALLOC_POOL_GROWABLE);
+        pmalloc_pool* late = pmalloc_create_pool("zone-late", 0, 0, 0);
+        const gfp_t z = pmalloc_gfp_zone(pool);
+        if (z == 0 || pmalloc_lockdown(0) != 0) _exit(2);
+        errno = 0;
+        if (pmalloc_gfp_zone(late) != 0 || errno != EPERM) _exit(3);
+        errno = 0;
+        if (pmalloc_gfp_zone_release(z) != -1 || errno != EPERM) _exit(4);
+        if (pmalloc_gfp_zone(pool) != z) _exit(5);  // lookup of an existing zone works
+        void* p = kmalloc(8, GFP_KERNEL | z);          // growable: fresh area
+        if (pmalloc_pool_of(p) != pool) _exit(6);
+        _exit(0);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
