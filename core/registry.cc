@@ -8,6 +8,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/const_init.h"
 #include "absl/base/internal/spinlock.h"
+#include "core/fault_report.h"
 #include "core/platform.h"
 
 namespace pmalloc::internal {
@@ -77,7 +78,10 @@ Pool* Registry::CreatePool(const char* name, size_t refill, unsigned align_order
     fork_handlers_installed = true;
   }
   // Outside the lock: pthread_atfork may allocate.
-  if (install) pthread_atfork(PrepareFork, AfterFork, AfterFork);
+  if (install) {
+    pthread_atfork(PrepareFork, AfterFork, AfterFork);
+    InstallFaultHandler();  // pool faults get a report (core/fault_report.h)
+  }
   return pool;
 }
 

@@ -1,0 +1,130 @@
+// A program for fault_report_test: each mode sets up signal handlers in a fresh process (so
+// the order "installed before / after pmalloc" is under control) and then faults.
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "pmalloc/pmalloc.h"
+
+namespace {
+
+[[noreturn]] void ExitOnSiginfo(int, siginfo_t*, void*) { _exit(42); }
+[[noreturn]] void ExitOnPlain(int) { _exit(43); }
+[[noreturn]] void ExitAfterPmalloc(int, siginfo_t*, void*) { _exit(44); }
+
+char* read_only_page = nullptr;
+
+// A handler that faults itself: it must end the process, not loop.
+void FaultInHandler(int, siginfo_t*, void*) {
+  *reinterpret_cast<volatile char*>(read_only_page) = 1;
+}
+
+void Install(void (*fn)(int, siginfo_t*, void*)) {
+  struct sigaction sa = {};
+  sa.sa_sigaction = fn;
+  sa.sa_flags = SA_SIGINFO;
+  sigaction(SIGSEGV, &sa, nullptr);
+}
+
+void InstallPlain(void (*fn)(int)) {
+  struct sigaction sa = {};
+  sa.sa_handler = fn;
+  sigaction(SIGSEGV, &sa, nullptr);
+}
+
+// A protected pool with one live block; creating it installs pmalloc's handler.
+char* LockedBlock() {
+  pmalloc_pool* pool = pmalloc_create_pool("helper", 0, 0, PMALLOC_POOL_MANUAL);
+  char* p = static_cast<char*>(pmalloc(pool, 32));
+  if (p == nullptr || pmalloc_protect_pool(pool) != 0) abort();
+  return p;
+}
+
+char* ReadOnlyPage() {
+  void* p = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) abort();
+  return static_cast<char*>(p);
+}
+
+__attribute__((noinline)) void HelperScribble(char* p) {
+  *reinterpret_cast<volatile char*>(p) = 1;
+  asm volatile("" ::: "memory");
+}
+
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+__attribute__((noinline)) int Recurse(int depth) {
+  volatile char frame[1024];
+  frame[0] = static_cast<char>(depth);
+  return Recurse(depth + 1) + frame[0];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  const char* mode = argv[1];
+  read_only_page = ReadOnlyPage();
+  if (strcmp(mode, "pool-prev-siginfo") == 0) {
+    Install(ExitOnSiginfo);
+    HelperScribble(LockedBlock());
+  } else if (strcmp(mode, "nonpool-prev-siginfo") == 0) {
+    Install(ExitOnSiginfo);
+    LockedBlock();
+    HelperScribble(read_only_page);
+  } else if (strcmp(mode, "nonpool-prev-plain") == 0) {
+    InstallPlain(ExitOnPlain);
+    LockedBlock();
+    HelperScribble(read_only_page);
+  } else if (strcmp(mode, "nonpool-default") == 0) {
+    LockedBlock();
+    HelperScribble(read_only_page);
+  } else if (strcmp(mode, "nonpool-ignored") == 0) {
+    InstallPlain(SIG_IGN);
+    LockedBlock();
+    HelperScribble(read_only_page);
+  } else if (strcmp(mode, "pool-after") == 0) {
+    char* p = LockedBlock();
+    Install(ExitAfterPmalloc);
+    HelperScribble(p);
+  } else if (strcmp(mode, "pool-prev-faults") == 0) {
+    Install(FaultInHandler);
+    HelperScribble(LockedBlock());
+  } else if (strcmp(mode, "raise") == 0) {
+    LockedBlock();
+    raise(SIGSEGV);
+  } else if (strcmp(mode, "raise-prev-plain") == 0) {
+    InstallPlain(ExitOnPlain);
+    LockedBlock();
+    raise(SIGSEGV);
+  } else if (strcmp(mode, "stack-overflow") == 0) {
+    LockedBlock();
+    return Recurse(0);
+  } else if (strcmp(mode, "pool-small-altstack") == 0) {
+    // Too small for the symbolizer (it needs ~6 KiB with the signal frame), enough for the
+    // rest; a PROT_NONE page below turns an overflow into a fault instead of corruption.
+    constexpr size_t kPage = 4096, kAlt = 4096;
+    char* m = static_cast<char*>(
+        mmap(nullptr, kPage + kAlt, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (m == MAP_FAILED || mprotect(m, kPage, PROT_NONE) != 0) return 3;
+    stack_t ss = {};
+    ss.ss_sp = m + kPage;
+    ss.ss_size = kAlt;
+    if (sigaltstack(&ss, nullptr) != 0) return 3;
+    HelperScribble(LockedBlock());
+  } else if (strcmp(mode, "stack-overflow-altstack") == 0) {
+    static char alt[64 << 10];
+    stack_t ss = {};
+    ss.ss_sp = alt;
+    ss.ss_size = sizeof(alt);
+    sigaltstack(&ss, nullptr);
+    LockedBlock();
+    return Recurse(0);
+  } else {
+    return 2;
+  }
+  return 0;  // not reached when the fault works
+}
