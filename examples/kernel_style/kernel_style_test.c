@@ -3,26 +3,25 @@
  * SIGSEGV, observed from a forked child; hit counters and the log (GFP_KERNEL) keep
  * working. Exit status 0 on success; each failed check prints a line and fails the run. */
 #include <errno.h>
+#include <pmalloc/compat/slab.h>
+#include <pmalloc/pmalloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <pmalloc/compat/slab.h>
-#include <pmalloc/pmalloc.h>
-
 #include "list.h"
 #include "rules.h"
 
 static int failures;
 
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
       fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                      \
-    }                                                                  \
+      failures++;                                                              \
+    }                                                                          \
   } while (0)
 
 /* Runs fn in a forked child; returns the signal that killed it, or 0 if it returned. */

@@ -9,14 +9,14 @@ struct list_head {
   struct list_head *next, *prev;
 };
 
-#define LIST_HEAD_INIT(name) {&(name), &(name)}
+#define LIST_HEAD_INIT(name) \
+  { &(name), &(name) }
 #define LIST_HEAD(name) struct list_head name = LIST_HEAD_INIT(name)
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define list_entry(ptr, type, member) container_of(ptr, type, member)
-#define list_for_each_entry(pos, head, member)                               \
-  for (pos = list_entry((head)->next, __typeof__(*pos), member);            \
-       &pos->member != (head);                                              \
+#define list_for_each_entry(pos, head, member)                                           \
+  for (pos = list_entry((head)->next, __typeof__(*pos), member); &pos->member != (head); \
        pos = list_entry(pos->member.next, __typeof__(*pos), member))
 
 static inline int list_empty(const struct list_head *head) { return head->next == head; }

@@ -1,9 +1,8 @@
 /* kernel_style: loads a rule table, locks it down, then serves lookups. Usage:
  *   kernel_style [rules] [name...]   e.g.  kernel_style "allow:ssh,deny:tel*" ssh telnet ftp
  */
-#include <stdio.h>
-
 #include <pmalloc/pmalloc.h>
+#include <stdio.h>
 
 #include "list.h"
 #include "rules.h"

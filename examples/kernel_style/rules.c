@@ -1,13 +1,13 @@
 /* The rule module: a rule table built at start-up, then only read (see README.md). */
+#include "rules.h"
+
 #include <errno.h>
+#include <pmalloc/compat/cache.h>
+#include <pmalloc/compat/slab.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <pmalloc/compat/cache.h>
-#include <pmalloc/compat/slab.h>
-
 #include "list.h"
-#include "rules.h"
 
 struct log_entry {
   struct list_head list;
@@ -110,4 +110,6 @@ const char *rules_last_log(void) {
   return list_empty(&log_list) ? NULL : list_entry(log_list.prev, struct log_entry, list)->msg;
 }
 
-struct list_head *rules_head(void) { return &rule_list; }
+struct list_head *rules_head(void) {
+  return &rule_list;
+}

@@ -3,6 +3,8 @@
 #ifndef KERNEL_STYLE_RULES_H_
 #define KERNEL_STYLE_RULES_H_
 
+#include "list.h"
+
 enum rule_action { RULE_NONE = 0, RULE_ALLOW = 1, RULE_DENY = 2 };
 
 struct rule_stats {

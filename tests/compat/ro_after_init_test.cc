@@ -67,14 +67,13 @@ TEST(RoAfterInit, SectionIsWholePagesHoldingOnlyProtectedVariables) {
   EXPECT_EQ(Start() % Page(), 0u);
   EXPECT_EQ(Stop() % Page(), 0u);
   for (const void* p : {static_cast<const void*>(&cfg), static_cast<const void*>(&ro_int),
-                        static_cast<const void*>(big), static_cast<const void*>(big + sizeof(big) - 1),
-                        second_address()}) {
+                        static_cast<const void*>(big),
+                        static_cast<const void*>(big + sizeof(big) - 1), second_address()}) {
     EXPECT_TRUE(InSection(p)) << p;
   }
-  for (const void* p : {static_cast<const void*>(&plain_before),
-                        static_cast<const void*>(&plain_after),
-                        static_cast<const void*>(&plain_bss),
-                        static_cast<const void*>(&second_plain)}) {
+  for (const void* p :
+       {static_cast<const void*>(&plain_before), static_cast<const void*>(&plain_after),
+        static_cast<const void*>(&plain_bss), static_cast<const void*>(&second_plain)}) {
     EXPECT_FALSE(InSection(p)) << p;
   }
   // The shared object's variable is in its own module, not in the executable's section.
@@ -98,18 +97,45 @@ TEST(RoAfterInit, WritableBeforeLockdown) {
 }
 
 TEST(RoAfterInit, WriteAfterLockdownFaults) {
-  EXPECT_EXIT({ LockDown(); cfg.limit = 1; }, testing::KilledBySignal(SIGSEGV), "locked down");
-  EXPECT_EXIT({ LockDown(); ro_int = 1; }, testing::KilledBySignal(SIGSEGV), "locked down");
-  EXPECT_EXIT({ LockDown(); big[0] = 1; }, testing::KilledBySignal(SIGSEGV), "locked down");
-  EXPECT_EXIT({ LockDown(); big[sizeof(big) - 1] = 1; }, testing::KilledBySignal(SIGSEGV),
-              "locked down");
-  EXPECT_EXIT({ LockDown(); second_set(9); }, testing::KilledBySignal(SIGSEGV),
-              "locked down");
+  EXPECT_EXIT(
+      {
+        LockDown();
+        cfg.limit = 1;
+      },
+      testing::KilledBySignal(SIGSEGV), "locked down");
+  EXPECT_EXIT(
+      {
+        LockDown();
+        ro_int = 1;
+      },
+      testing::KilledBySignal(SIGSEGV), "locked down");
+  EXPECT_EXIT(
+      {
+        LockDown();
+        big[0] = 1;
+      },
+      testing::KilledBySignal(SIGSEGV), "locked down");
+  EXPECT_EXIT(
+      {
+        LockDown();
+        big[sizeof(big) - 1] = 1;
+      },
+      testing::KilledBySignal(SIGSEGV), "locked down");
+  EXPECT_EXIT(
+      {
+        LockDown();
+        second_set(9);
+      },
+      testing::KilledBySignal(SIGSEGV), "locked down");
 }
 
 TEST(RoAfterInit, SharedObjectWriteAfterLockdownFaults) {
-  EXPECT_EXIT({ LockDown(); ro_module_set(1); }, testing::KilledBySignal(SIGSEGV),
-              "locked down");
+  EXPECT_EXIT(
+      {
+        LockDown();
+        ro_module_set(1);
+      },
+      testing::KilledBySignal(SIGSEGV), "locked down");
 }
 
 TEST(RoAfterInit, ReadsAndNeighboursKeepWorkingAfterLockdown) {
@@ -145,9 +171,9 @@ TEST(RoAfterInit, SealedAfterLockdownSeal) {
 
 TEST(RoAfterInit, RegistrationIsOncePerModuleAndChecksPages) {
   // A repeated registration of the same module is a no-op.
-  EXPECT_EQ(pmalloc_ro_after_init_register(__start_pmalloc_ro_after_init,
-                                           __stop_pmalloc_ro_after_init),
-            0);
+  EXPECT_EQ(
+      pmalloc_ro_after_init_register(__start_pmalloc_ro_after_init, __stop_pmalloc_ro_after_init),
+      0);
   EXPECT_EQ(pmalloc_ro_after_init_register(nullptr, nullptr), 0);
   char* page = reinterpret_cast<char*>(Start());
   EXPECT_DEATH(pmalloc_ro_after_init_register(page + 8, page + Page()),
@@ -169,7 +195,12 @@ TEST(RoAfterInit, DlopenedModuleIsProtectedAndPinned) {
   const int* value = addr();
   EXPECT_EQ(dlclose(handle), 0);
   EXPECT_EQ(*value, 5);  // still mapped: pinned
-  EXPECT_EXIT({ LockDown(); set(6); }, testing::KilledBySignal(SIGSEGV), "locked down");
+  EXPECT_EXIT(
+      {
+        LockDown();
+        set(6);
+      },
+      testing::KilledBySignal(SIGSEGV), "locked down");
 }
 
 }  // namespace

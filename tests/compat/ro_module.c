@@ -7,9 +7,7 @@ static int ro_module_plain = 7; /* ordinary data of the same module: stays writa
 
 __attribute__((visibility("default"))) int ro_module_get(void) { return module_value; }
 __attribute__((visibility("default"))) void ro_module_set(int v) { module_value = v; }
-__attribute__((visibility("default"))) const void *ro_module_address(void) {
-  return &module_value;
-}
+__attribute__((visibility("default"))) const void *ro_module_address(void) { return &module_value; }
 __attribute__((visibility("default"))) void ro_module_plain_set(int v) { ro_module_plain = v; }
 __attribute__((visibility("default"))) const void *ro_module_plain_address(void) {
   return &ro_module_plain;

@@ -1,5 +1,7 @@
 // Edge cases of kmalloc & co: NULL, 0 / ZERO_SIZE_PTR, overflow, routing, krealloc across
 // pools and the heap, kfree of protected objects, ksize, kstrndup limits, kvmalloc large.
+#include "pmalloc/compat/slab.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -7,7 +9,6 @@
 
 #include "gtest/gtest.h"
 #include "pmalloc/compat/mm.h"
-#include "pmalloc/compat/slab.h"
 #include "pmalloc/compat/vmalloc.h"
 
 namespace {
@@ -69,8 +70,7 @@ TEST(Kmalloc, ZeroSizeGivesZeroSizePtr) {
   vfree(nullptr);
   vfree(ZERO_SIZE_PTR);
   volatile char* volatile zsp = static_cast<char*>(ZERO_SIZE_PTR);
-  EXPECT_EXIT(*zsp = 1,
-              testing::KilledBySignal(SIGSEGV), "");
+  EXPECT_EXIT(*zsp = 1, testing::KilledBySignal(SIGSEGV), "");
 }
 
 TEST(Kmalloc, ZeroFlagZeroes) {
@@ -206,7 +206,7 @@ TEST(Krealloc, MovesAcrossPoolsAndHeap) {
   const gfp_t za = pmalloc_gfp_zone(a), zb = pmalloc_gfp_zone(b);
   ASSERT_NE(za, 0u);
   ASSERT_NE(zb, 0u);
-  char* p = kstrdup("travelling", GFP_KERNEL);  // heap
+  char* p = kstrdup("travelling", GFP_KERNEL);               // heap
   p = static_cast<char*>(krealloc(p, 11, GFP_KERNEL | za));  // heap -> a (same size)
   EXPECT_EQ(pmalloc_pool_of(p), a);
   p = static_cast<char*>(krealloc(p, 11, GFP_KERNEL | zb));  // a -> b

@@ -23,7 +23,7 @@ TEST(Zone, RoutesToThePool) {
   const gfp_t z = pmalloc_gfp_zone(pool);
   ASSERT_NE(z, 0u);
   EXPECT_EQ(z & ~PMALLOC_GFP_ZONE_MASK, 0u);
-  EXPECT_EQ(z & (z - 1), 0u);  // one bit
+  EXPECT_EQ(z & (z - 1), 0u);            // one bit
   EXPECT_EQ(pmalloc_gfp_zone(pool), z);  // same pool, same bit
   EXPECT_EQ(pmalloc_gfp_pool(GFP_KERNEL | z), pool);
   EXPECT_EQ(pmalloc_gfp_valid(GFP_KERNEL | z), 1);
@@ -128,7 +128,7 @@ TEST(Zone, TableIsReadOnlyAfterLockdown) {
         errno = 0;
         if (pmalloc_gfp_zone_release(z) != -1 || errno != EPERM) _exit(4);
         if (pmalloc_gfp_zone(pool) != z) _exit(5);  // lookup of an existing zone works
-        void* p = kmalloc(8, GFP_KERNEL | z);          // growable: fresh area
+        void* p = kmalloc(8, GFP_KERNEL | z);       // growable: fresh area
         if (pmalloc_pool_of(p) != pool) _exit(6);
         _exit(0);
       },

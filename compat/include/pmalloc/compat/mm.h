@@ -17,9 +17,7 @@ static inline void *kvzalloc(size_t size, gfp_t flags) { return kzalloc(size, fl
 static inline void *kvmalloc_array(size_t n, size_t size, gfp_t flags) {
   return kmalloc_array(n, size, flags);
 }
-static inline void *kvcalloc(size_t n, size_t size, gfp_t flags) {
-  return kcalloc(n, size, flags);
-}
+static inline void *kvcalloc(size_t n, size_t size, gfp_t flags) { return kcalloc(n, size, flags); }
 static inline void kvfree(const void *p) { kfree(p); }
 static inline void kvfree_sensitive(const void *p, size_t len) {
   (void)len; /* ksize() is known: the whole object is zeroed */

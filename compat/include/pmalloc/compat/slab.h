@@ -30,9 +30,8 @@
 #define PMALLOC_COMPAT_SLAB_H_
 
 #include <errno.h>
-#include <stddef.h>
-
 #include <pmalloc/compat/gfp.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
