@@ -21,9 +21,11 @@
  *  - only for writable, non-const objects with static storage; not for C++ inline
  *    variables or templates (their comdat sections are not padded: the run-time check
  *    aborts if one ends up last).
- *  - a shared object's __ro_after_init variable must not be accessed directly from another
- *    module (keep it static or hidden): the executable would get a writable copy of it
- *    (copy relocation).
+ *  - a shared object's __ro_after_init variable must not be accessed directly by the
+ *    executable (keep it static or hidden): the executable would get a writable copy of it
+ *    (copy relocation). Registration detects this (x86-64) and aborts with
+ *    "pmalloc: __ro_after_init variable '<name>' of '<module>' was copied into the
+ *    executable (copy relocation) ...".
  *  - cost: up to one page of padding per object file that defines such variables; one
  *    registration per module at load time. A module that registers is never unloaded
  *    (dlclose keeps it: its pages stay in the lockdown set).
