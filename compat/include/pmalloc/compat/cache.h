@@ -45,10 +45,14 @@ extern "C" {
 /* Registers [start, stop) — one module's pmalloc_ro_after_init section — for lockdown:
  * pins the module (never unloaded) and calls pmalloc_register_lockdown_range. A second call
  * for the same start does nothing. start == stop (or NULL): nothing to do.
- * Aborts with "pmalloc: __ro_after_init section <start>-<stop> of '<module>' is not whole
- * pages" when the range is not page-aligned at both ends, and with "pmalloc: cannot
- * register __ro_after_init section ..." when registration fails: either would leave a
- * variable writable or protect unrelated data. Called by the constructor below; returns 0.
+ * Aborts, with one of these fixed messages, rather than leave a variable writable or
+ * protect unrelated data:
+ *   "pmalloc: not whole pages: __ro_after_init section <start>-<stop> of '<module>'"
+ *   "pmalloc: cannot register __ro_after_init section <start>-<stop> of '<module>'"
+ *   "pmalloc: __ro_after_init variable '<name>' of '<module>' was copied into the
+ *    executable (copy relocation) and would stay writable: make it static or hidden"
+ * Called by the constructor below; returns 0. Thread-safe; cost: one dladdr, dlopen and
+ * scan of the executable's dynamic relocations per module.
  */
 PMALLOC_EXPORT int pmalloc_ro_after_init_register(void *start, void *stop);
 
