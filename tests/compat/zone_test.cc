@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -133,6 +135,37 @@ TEST(Zone, TableIsReadOnlyAfterLockdown) {
         _exit(0);
       },
       testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
+
+namespace {
+
+// Many threads allocate through the heap, GFP_LOCKABLE and a zone, realloc across them and
+// free; run under TSan by tools/run-tests (name contains "Thread").
+TEST(ZoneThreads, ConcurrentRoutingReallocAndFree) {
+  pmalloc_pool* pool = pmalloc_create_pool("zone-threads", 0, 0, PMALLOC_POOL_MANUAL);
+  const gfp_t z = pmalloc_gfp_zone(pool);
+  ASSERT_NE(z, 0u);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([z, t] {
+      const gfp_t where[3] = {GFP_KERNEL, GFP_LOCKABLE, GFP_KERNEL | z};
+      for (int i = 0; i < 2000; ++i) {
+        char* p = static_cast<char*>(kmalloc(16 + i % 100, where[(i + t) % 3]));
+        p[0] = 'a';
+        p = static_cast<char*>(krealloc(p, 200 + i % 300, where[(i + t + 1) % 3]));
+        if (p == nullptr || p[0] != 'a') abort();
+        kfree(p);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  pmalloc_stats s{};
+  ASSERT_EQ(pmalloc_pool_stats(pool, &s), 0);
+  EXPECT_EQ(s.live_allocs, 0u);
+  EXPECT_EQ(pmalloc_gfp_zone_release(z), 0);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
 }
 
 }  // namespace
