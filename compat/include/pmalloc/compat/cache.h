@@ -26,6 +26,8 @@
  *    (copy relocation). Registration detects this (x86-64) and aborts with
  *    "pmalloc: __ro_after_init variable '<name>' of '<module>' was copied into the
  *    executable (copy relocation) ...".
+ *  - LTO may move variables away from these directives (-flto-partition=max does): use
+ *    no LTO or -flto-partition=one for such modules; otherwise start-up aborts (checked).
  *  - cost: up to one page of padding per object file that defines such variables; one
  *    registration per module at load time. A module that registers is never unloaded
  *    (dlclose keeps it: its pages stay in the lockdown set).
