@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "compat/gfp_route.h"
+#include "core/window.h"
 #include "pmalloc/compat/slab.h"
 
 namespace {
@@ -52,6 +53,11 @@ void* pmalloc_kmalloc(size_t size, gfp_t flags) {
 
 void pmalloc_kfree(const void* p) {
   if (IsZeroOrNull(p)) return;
+  // Heap memory (the common case) is decided by the inline window check alone.
+  if (pmalloc::internal::Window::AreaOf(p) == nullptr) {
+    free(const_cast<void*>(p));
+    return;
+  }
   FreeIn(pmalloc_pool_of(p), p);
 }
 

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <pmalloc/compat/gfp.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,11 +58,17 @@ PMALLOC_EXPORT char *pmalloc_kstrdup(const char *s, gfp_t flags);
 PMALLOC_EXPORT char *pmalloc_kstrndup(const char *s, size_t max, gfp_t flags);
 PMALLOC_EXPORT void *pmalloc_kmemdup(const void *src, size_t len, gfp_t flags);
 
-/* `size` bytes from where `flags` route (heap, default lockable pool, zone). */
-static inline void *kmalloc(size_t size, gfp_t flags) { return pmalloc_kmalloc(size, flags); }
-static inline void *kzalloc(size_t size, gfp_t flags) {
-  return pmalloc_kmalloc(size, flags | __GFP_ZERO);
+/* `size` bytes from where `flags` route (heap, default lockable pool, zone). With flags
+ * known at compile time to name no pool, this is malloc (or calloc for __GFP_ZERO) inline:
+ * GFP_KERNEL code costs what it cost before the port. */
+static inline void *kmalloc(size_t size, gfp_t flags) {
+  if (__builtin_constant_p(flags) && (flags & PMALLOC_GFP_POOL_MASK) == 0) {
+    if (size == 0) return ZERO_SIZE_PTR;
+    return (flags & __GFP_ZERO) ? calloc(1, size) : malloc(size);
+  }
+  return pmalloc_kmalloc(size, flags);
 }
+static inline void *kzalloc(size_t size, gfp_t flags) { return kmalloc(size, flags | __GFP_ZERO); }
 /* n * size bytes; NULL with ENOMEM on overflow. */
 static inline void *kmalloc_array(size_t n, size_t size, gfp_t flags) {
   size_t bytes;
@@ -69,7 +76,7 @@ static inline void *kmalloc_array(size_t n, size_t size, gfp_t flags) {
     errno = ENOMEM;
     return NULL;
   }
-  return pmalloc_kmalloc(bytes, flags);
+  return kmalloc(bytes, flags);
 }
 static inline void *kcalloc(size_t n, size_t size, gfp_t flags) {
   return kmalloc_array(n, size, flags | __GFP_ZERO);
