@@ -1,10 +1,15 @@
 // Zone bits: routing kmalloc to a chosen pool, exhaustion, release, invalid pools.
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -135,6 +140,50 @@ TEST(Zone, TableIsReadOnlyAfterLockdown) {
         _exit(0);
       },
       testing::ExitedWithCode(0), "");
+}
+
+// The address and size of libpmalloc.so's own pmalloc_ro_after_init section (which holds
+// the zone table), read from the library file's section headers.
+bool LibpmallocRoSection(uintptr_t* addr, size_t* size) {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&pmalloc_gfp_zone), &info) == 0) return false;
+  std::ifstream in(info.dli_fname, std::ios::binary);
+  const std::string elf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (elf.size() < sizeof(Elf64_Ehdr)) return false;
+  Elf64_Ehdr eh;
+  memcpy(&eh, elf.data(), sizeof(eh));
+  auto shdr = [&](size_t i) {
+    Elf64_Shdr sh;
+    memcpy(&sh, elf.data() + eh.e_shoff + i * sizeof(Elf64_Shdr), sizeof(sh));
+    return sh;
+  };
+  const Elf64_Shdr names = shdr(eh.e_shstrndx);
+  for (size_t i = 0; i < eh.e_shnum; ++i) {
+    const Elf64_Shdr sh = shdr(i);
+    if (strcmp(elf.data() + names.sh_offset + sh.sh_name, "pmalloc_ro_after_init") == 0) {
+      *addr = reinterpret_cast<uintptr_t>(info.dli_fbase) + sh.sh_addr;
+      *size = sh.sh_size;
+      return true;
+    }
+  }
+  return false;
+}
+
+// An attacker's write into the zone table (to redirect a zone) faults after lockdown.
+TEST(Zone, TableWriteFaultsAfterLockdown) {
+  uintptr_t addr = 0;
+  size_t size = 0;
+  ASSERT_TRUE(LibpmallocRoSection(&addr, &size));
+  EXPECT_EQ(addr % 4096, 0u);
+  EXPECT_EQ(size % 4096, 0u);
+  EXPECT_GT(size, 0u);
+  EXPECT_EXIT(
+      {
+        if (pmalloc_lockdown(0) != 0) _exit(2);
+        fprintf(stderr, "locked down\n");
+        *reinterpret_cast<volatile char*>(addr) = 1;
+      },
+      testing::KilledBySignal(SIGSEGV), "locked down");
 }
 
 }  // namespace
