@@ -13,8 +13,8 @@
  *
  * Feature switch: compile with -DPMALLOC_LOCKABLE=0 and GFP_LOCKABLE is GFP_KERNEL, zones
  * are 0 and __ro_after_init is empty: the code generated is exactly that of the unported
- * source (checked by the test compat_fallback_same_code). The switch must be the same for
- * every translation unit of a program. At run time PMALLOC_CONF=disable:true (the preload
+ * source (checked by the test compat_fallback_same_code). Translation units built with
+ * different settings mix safely (kfree asks where each pointer lives). At run time PMALLOC_CONF=disable:true (the preload
  * layer) makes every pool allocation plain heap memory; compat follows it with no code of
  * its own.
  */
