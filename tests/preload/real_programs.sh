@@ -3,7 +3,8 @@
 # status and stderr (minus the shim's own report lines) are identical, and the shim was
 # really loaded: PMALLOC_CONF names an unknown key, which the shim reports on stderr when it
 # starts (an exit-time report would not do: coreutils close stderr at exit).
-# Usage: real_programs.sh <path/to/libpmalloc.so> <case> [program]
+# Usage: [SHIM_CONF=key:value,...] real_programs.sh <path/to/libpmalloc.so> <case> [program]
+#   SHIM_CONF is added to the shim run's PMALLOC_CONF (e.g. disable:true).
 #   case: ls | bash | python | perl | gxx | git | sqlite | program (runs [program])
 set -u
 shim=$1
@@ -128,7 +129,7 @@ SQL
 mkdir -p "$work/plain" "$work/shim"
 (run_case "$work/plain") > "$work/plain.out" 2> "$work/plain.err"
 plain_rc=$?
-(export LD_PRELOAD=$shim PMALLOC_CONF=shim_loaded:1; run_case "$work/shim") \
+(export LD_PRELOAD=$shim PMALLOC_CONF=shim_loaded:1${SHIM_CONF:+,$SHIM_CONF}; run_case "$work/shim") \
   > "$work/shim.out" 2> "$work/shim.err"
 shim_rc=$?
 
