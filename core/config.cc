@@ -116,6 +116,11 @@ void ParseEntry(Slice key, Slice value, Config* c) {
     ok = ParseBool(value, &c->stats_print);
   } else if (key.Is("window")) {
     ok = ParseSize(value, &c->window) && c->window >= (size_t{1} << 30);
+  } else if (key.Is("protect")) {
+    if (value.Is("shared") || value.Is("mprotect")) {
+      c->protect_shared = value.Is("shared");
+      ok = true;
+    }
   } else if (key.Is("lockdown")) {
     if (value.Is("main")) {
       c->lockdown_main = ok = true;

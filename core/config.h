@@ -9,6 +9,11 @@
 //   lockdown:main         pmalloc_lockdown() when main() is entered (needs the libc face)
 //   lockdown:signal:USR2  pmalloc_lockdown() when the signal arrives (name or number)
 //   window:16G            size of the reserved pool window (K, M, G, T suffixes)
+//   protect:shared        (default) protecting moves each area onto a read-only shared
+//                         memfd mapping: /proc/PID/mem and ptrace writes fail too; costs one
+//                         copy of the pool's touched bytes (docs/design.md has the numbers)
+//   protect:mprotect      protecting is one mprotect(PROT_READ) per area: ~40x faster for
+//                         large pools, but a FOLL_FORCE write through /proc/PID/mem succeeds
 #ifndef PMALLOC_CORE_CONFIG_H_
 #define PMALLOC_CORE_CONFIG_H_
 
@@ -23,6 +28,7 @@ struct Config {
   bool lockdown_main = false;
   int lockdown_signal = 0;  // 0: none
   size_t window = 0;        // 0: default
+  bool protect_shared = true;
 };
 
 // The parsed configuration. Thread-safe; the first call parses PMALLOC_CONF (and applies

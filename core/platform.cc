@@ -1,10 +1,12 @@
 #include "core/platform.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 
 #ifndef MFD_CLOEXEC
@@ -19,6 +21,63 @@ constexpr long kMsealSyscall = 462;  // x86_64; Debian 12's headers predate it
 #else
 constexpr long kMsealSyscall = __NR_mseal;
 #endif
+
+// /proc/PID/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
+constexpr uint64_t kPagemapPresent = uint64_t{1} << 63;
+constexpr uint64_t kPagemapSwapped = uint64_t{1} << 62;
+
+// pwrite(2) of all `len` bytes (it may write less than asked, or be interrupted).
+bool WriteAll(int fd, const char* src, size_t len, off_t off) {
+  while (len > 0) {
+    const ssize_t n = pwrite(fd, src, len, off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      return false;
+    }
+    src += n;
+    len -= static_cast<size_t>(n);
+    off += n;
+  }
+  return true;
+}
+
+// Copies [addr, addr+used) into `fd` at the same offsets, skipping the pages the process
+// never touched. In a private memfd mapping every byte ever stored lives in an anonymous
+// copy-on-write page (the file itself is never written), so a page that is neither present
+// nor swapped reads as zero: skipping it keeps sparse areas sparse instead of materialising
+// them twice (old file on read, new file on write). Without pagemap (no /proc, a failed
+// read) the pages are copied anyway: correct, only more memory.
+bool CopyTouchedPages(int fd, const char* addr, size_t used) {
+  const size_t page = PageSize();
+  const int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) return WriteAll(fd, addr, used, 0);
+  constexpr size_t kBatch = 512;  // entries per read: 4 KiB of stack, 2 MiB of area
+  uint64_t entries[kBatch];
+  size_t run = 0;  // bytes of touched pages pending before `off + i * page`
+  bool ok = true;
+  for (size_t off = 0; ok && off < used; off += kBatch * page) {
+    const size_t n = std::min(kBatch, (used - off) / page);
+    const off_t pos =
+        static_cast<off_t>((reinterpret_cast<uintptr_t>(addr) + off) / page * sizeof(uint64_t));
+    const bool known = pread(pagemap, entries, n * sizeof(uint64_t), pos) ==
+                       static_cast<ssize_t>(n * sizeof(uint64_t));
+    for (size_t i = 0; ok && i < n; ++i) {
+      if (!known || (entries[i] & (kPagemapPresent | kPagemapSwapped)) != 0) {
+        run += page;
+      } else if (run != 0) {
+        const size_t start = off + i * page - run;
+        ok = WriteAll(fd, addr + start, run, static_cast<off_t>(start));
+        run = 0;
+      }
+    }
+  }
+  if (ok && run != 0) ok = WriteAll(fd, addr + used - run, run, static_cast<off_t>(used - run));
+  const int saved = errno;
+  close(pagemap);
+  errno = saved;
+  return ok;
+}
 
 }  // namespace
 
@@ -60,6 +119,24 @@ bool MapArea(void* addr, size_t size, const char* name) {
   bool ok = ftruncate(fd, static_cast<off_t>(size)) == 0;
   if (ok) {
     void* p = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    ok = p != MAP_FAILED;
+  }
+  const int saved = errno;
+  close(fd);  // the mapping keeps the file alive
+  errno = saved;
+  return ok;
+}
+
+bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name) {
+  const int fd = static_cast<int>(syscall(SYS_memfd_create, name, MFD_CLOEXEC));
+  if (fd < 0) return false;
+  bool ok = ftruncate(fd, static_cast<off_t>(size)) == 0 &&
+            CopyTouchedPages(fd, static_cast<const char*>(addr), std::min(used, size));
+  if (ok) {
+    // One VMA replaced by another under the kernel's mmap lock: a concurrent reader either
+    // still reads the old page or faults and waits for the new mapping; it never sees a
+    // hole. The old mapping (and its memfd, whose last reference it held) is released.
+    void* p = mmap(addr, size, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
     ok = p != MAP_FAILED;
   }
   const int saved = errno;

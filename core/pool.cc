@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/config.h"
 #include "core/log.h"
 #include "core/platform.h"
 
@@ -283,14 +284,36 @@ int Pool::Prealloc(size_t size) {
 }
 
 int Pool::ProtectLocked() {
+  // protect:shared (default) moves each area onto a read-only shared memfd mapping, so
+  // writes through /proc/PID/mem fail too (DESIGN.md §4); the pool lock keeps pmalloc's
+  // own writers out during the copy. Bytes past the bump were never handed out and are
+  // not copied. If the move fails (no memory, no descriptor left) the area still gets
+  // mprotect, and one line says the protection is weaker.
+  const bool shared = GetConfig().protect_shared;
   int err = 0;
+  int shared_err = 0;
   for (Area* a = areas_; a != nullptr; a = a->next) {
     if (!a->writable.load(std::memory_order_relaxed)) continue;
-    if (platform::ProtectReadOnly(reinterpret_cast<void*>(a->base), a->size)) {
+    void* base = reinterpret_cast<void*>(a->base);
+    bool ok = false;
+    if (shared) {
+      ok = platform::RemapSharedReadOnly(base, a->size, RoundUp(a->bump, platform::PageSize()),
+                                         map_name_);
+      if (!ok && shared_err == 0) shared_err = errno;
+    }
+    if (!ok) ok = platform::ProtectReadOnly(base, a->size);
+    if (ok) {
       a->writable.store(false, std::memory_order_release);
     } else if (err == 0) {
       err = errno;
     }
+  }
+  if (shared_err != 0) {
+    LogLine line;
+    line.Str("pmalloc: pool '").Str(name_).Str("': cannot move to a shared mapping (errno ")
+        .Dec(static_cast<uint64_t>(shared_err))
+        .Str("): protected with mprotect only, /proc/PID/mem can still write it");
+    line.Emit();
   }
   current_ = nullptr;  // the rest of the current area is relinquished
   ClearFreeLists();    // protected memory is never handed out again
