@@ -1,7 +1,8 @@
-// Protected pools against /proc/PID/mem (docs/design.md, "Protect"). A FOLL_FORCE write
-// through /proc/self/mem (or ptrace POKEDATA) ignores PROT_READ on a private mapping, even a
-// sealed one, but not on a read-only MAP_SHARED one: with protect:shared (the default) a
-// protected area is such a mapping, so the write fails with EIO and the bytes stay.
+// Protected pools against /proc/PID/mem and ptrace (docs/design.md, "Protect"). A
+// FOLL_FORCE write (/proc/self/mem, ptrace POKEDATA) ignores PROT_READ on a private
+// mapping, even a sealed one, but not on a read-only MAP_SHARED one: with protect:shared
+// (the default) a protected area is such a mapping, so the write fails with EIO and the
+// bytes stay.
 //
 // The ProtectMode.* tests run only under PMALLOC_CONF=protect:mprotect (a separate CTest
 // entry, see CMakeLists.txt); everything else runs in the default mode.
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -234,6 +236,37 @@ TEST(ProcMem, ForkedChildCannotWriteProtectedPool) {
   ASSERT_TRUE(WIFSIGNALED(status)) << "exit " << WEXITSTATUS(status);
   EXPECT_EQ(WTERMSIG(status), SIGSEGV);
   EXPECT_EQ(*v, 5);
+}
+
+// ptrace(PTRACE_POKEDATA) writes with FOLL_FORCE too: a tracer can change a writable pool
+// of its tracee but not a protected one.
+TEST(ProcMem, PtracePokeFailsOnProtectedPool) {
+  if (MprotectMode()) GTEST_SKIP() << "protect:shared only";
+  pmalloc_pool* rw = pmalloc_create_pool("procmem-ptrace-rw", 0, 0, PMALLOC_POOL_MANUAL);
+  pmalloc_pool* ro = pmalloc_create_pool("procmem-ptrace-ro", 0, 0, PMALLOC_POOL_MANUAL);
+  auto* w = static_cast<long*>(pmalloc(rw, sizeof(long)));
+  auto* r = static_cast<long*>(pmalloc(ro, sizeof(long)));
+  *w = 1;
+  *r = 2;
+  ASSERT_EQ(pmalloc_protect_pool(ro), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) _exit(20);
+    raise(SIGSTOP);
+    _exit((*w == 7 ? 0 : 1) | (*r == 2 ? 0 : 2));  // tracer wrote *w, not *r
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 20) GTEST_SKIP() << "ptrace not permitted";
+  ASSERT_TRUE(WIFSTOPPED(status));
+  EXPECT_EQ(ptrace(PTRACE_POKEDATA, pid, w, reinterpret_cast<void*>(7L)), 0);
+  errno = 0;
+  EXPECT_EQ(ptrace(PTRACE_POKEDATA, pid, r, reinterpret_cast<void*>(7L)), -1);
+  EXPECT_EQ(errno, EIO);
+  ASSERT_EQ(ptrace(PTRACE_CONT, pid, nullptr, nullptr), 0);
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 // Readers never see a hole or other bytes while their area is copied and remapped.

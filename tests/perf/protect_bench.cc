@@ -1,15 +1,20 @@
 // Protect time for populated pools of 1 MiB .. 1 GiB. pmalloc_protect_pool makes one
-// mprotect call per area, so its cost follows the number of areas (and the kernel's
-// per-page work), not the number of allocations. References on plain anonymous memory of
+// mprotect call per area (PMALLOC_CONF=protect:mprotect) or moves each area onto a shared
+// memfd mapping (protect:shared, the default: one copy of the touched pages), so its cost
+// follows the number of areas and the bytes, not the number of allocations.
+// tests/perf/protect_modes.sh runs these under both modes side by side. References on plain anonymous memory of
 // the same size: one mprotect over the whole range, and one mprotect per 4 KiB page (what a
 // per-allocation or per-page protector pays).
 //
 // Arguments: pool MiB, refill KiB (0: the default 64 KiB), allocation size.
 // Counters: areas = mprotect calls made by pmalloc_protect_pool; allocs.
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -54,6 +59,131 @@ void BM_ProtectPool(benchmark::State& state) {
   state.counters["allocs"] = static_cast<double>(count);
 }
 
+// A sparse pool: one area of range(0) MiB handed out as one block, of which only every
+// 64th page was written. protect:shared copies only the pages the process touched.
+void BM_ProtectSparse(benchmark::State& state) {
+  const size_t bytes = static_cast<size_t>(state.range(0)) << 20;
+  constexpr size_t kStride = size_t{64} << 12;
+  for (auto _ : state) {
+    pmalloc_pool* pool = pmalloc_create_pool("bench-sparse", bytes, 0, PMALLOC_POOL_MANUAL);
+    char* p = static_cast<char*>(pmalloc(pool, bytes));
+    if (p == nullptr) {
+      state.SkipWithError("pmalloc failed");
+      return;
+    }
+    for (size_t off = 0; off < bytes; off += kStride) p[off] = 1;
+    const auto t0 = std::chrono::steady_clock::now();
+    const int rc = pmalloc_protect_pool(pool);
+    state.SetIterationTime(Seconds(t0));
+    pfree(pool, p);
+    if (rc != 0 || pmalloc_destroy_pool(pool) != 0) {
+      state.SkipWithError("protect or destroy failed");
+      return;
+    }
+  }
+  state.counters["touched_MiB"] = static_cast<double>(bytes / kStride * 4096) / (1 << 20);
+}
+
+// fork() + the child's _exit + waitpid, in a process that holds a protected, populated and
+// recently read pool of range(0) MiB (0: no pool) in one area (range(1) == 1) or in 64 KiB
+// areas (range(1) == 0). protect:mprotect leaves private copy-on-write memory, whose page
+// table entries fork copies; protect:shared leaves a shared file mapping, which it does not.
+void BM_ForkWithProtectedPool(benchmark::State& state) {
+  const size_t bytes = static_cast<size_t>(state.range(0)) << 20;
+  const size_t refill = state.range(1) != 0 ? bytes : 0;
+  pmalloc_pool* pool = nullptr;
+  std::vector<char*> blocks(bytes / 4096);
+  if (bytes != 0) {
+    pool = pmalloc_create_pool("bench-fork", refill, 0, PMALLOC_POOL_MANUAL);
+    for (char*& b : blocks) {
+      b = static_cast<char*>(pmalloc(pool, 4096));
+      if (b == nullptr) {
+        state.SkipWithError("pmalloc failed");
+        return;
+      }
+      memset(b, 0x5a, 4096);
+    }
+    if (pmalloc_protect_pool(pool) != 0) {
+      state.SkipWithError("protect failed");
+      return;
+    }
+    unsigned sum = 0;
+    for (char* b : blocks) sum += *static_cast<volatile char*>(b);
+    benchmark::DoNotOptimize(sum);
+  }
+  long vmas = 0;  // fork's work grows with the mappings of the process
+  if (FILE* maps = fopen("/proc/self/maps", "r")) {
+    for (int c; (c = fgetc(maps)) != EOF;) vmas += c == '\n';
+    fclose(maps);
+  }
+  state.counters["vmas"] = static_cast<double>(vmas);
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+      state.SkipWithError("fork failed");
+      return;
+    }
+    state.SetIterationTime(Seconds(t0));
+  }
+  if (pool != nullptr) {
+    for (char* b : blocks) pfree(pool, b);
+    (void)pmalloc_destroy_pool(pool);
+  }
+}
+
+// Kibibytes on the line starting with `key` in `path` (/proc/meminfo, smaps_rollup), or -1.
+long ProcKiB(const char* path, const char* key) {
+  FILE* f = fopen(path, "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long v = -1;
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    if (strncmp(line, key, strlen(key)) == 0) v = strtol(line + strlen(key), nullptr, 10);
+  }
+  fclose(f);
+  return v;
+}
+
+// Physical memory behind a fully written pool of range(0) MiB (one area), before and after
+// protect: anonymous pages of this process (smaps_rollup) and shmem pages (system-wide
+// /proc/meminfo, so other processes add noise; the pool's share is hundreds of MiB).
+// A private memfd mapping keeps a zero page-cache page in the memfd for every page written
+// through it, next to the private copy; protect:shared leaves one page-cache page each.
+void BM_PoolMemory(benchmark::State& state) {
+  const size_t bytes = static_cast<size_t>(state.range(0)) << 20;
+  double anon_rw = 0, shmem_rw = 0, anon_ro = 0, shmem_ro = 0;
+  for (auto _ : state) {
+    const long anon0 = ProcKiB("/proc/self/smaps_rollup", "Anonymous:");
+    const long shmem0 = ProcKiB("/proc/meminfo", "Shmem:");
+    pmalloc_pool* pool = pmalloc_create_pool("bench-memory", bytes, 0, PMALLOC_POOL_MANUAL);
+    char* p = static_cast<char*>(pmalloc(pool, bytes));
+    if (p == nullptr) {
+      state.SkipWithError("pmalloc failed");
+      return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    memset(p, 0x5a, bytes);
+    anon_rw = static_cast<double>(ProcKiB("/proc/self/smaps_rollup", "Anonymous:") - anon0);
+    shmem_rw = static_cast<double>(ProcKiB("/proc/meminfo", "Shmem:") - shmem0);
+    if (pmalloc_protect_pool(pool) != 0) {
+      state.SkipWithError("protect failed");
+      return;
+    }
+    anon_ro = static_cast<double>(ProcKiB("/proc/self/smaps_rollup", "Anonymous:") - anon0);
+    shmem_ro = static_cast<double>(ProcKiB("/proc/meminfo", "Shmem:") - shmem0);
+    state.SetIterationTime(Seconds(t0));
+    pfree(pool, p);
+    (void)pmalloc_destroy_pool(pool);
+  }
+  state.counters["writable_anon_MiB"] = anon_rw / 1024;
+  state.counters["writable_shmem_MiB"] = shmem_rw / 1024;
+  state.counters["protected_anon_MiB"] = anon_ro / 1024;
+  state.counters["protected_shmem_MiB"] = shmem_ro / 1024;
+}
+
 // Reference: plain populated anonymous memory, one mprotect (range(1) == 0) or one per
 // page (range(1) == 1).
 void BM_MprotectAnon(benchmark::State& state) {
@@ -95,6 +225,23 @@ BENCHMARK(BM_ProtectPool)
     ->Apply(PoolArgs)
     ->UseManualTime()
     ->Iterations(2)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ProtectSparse)
+    ->Arg(256)
+    ->UseManualTime()
+    ->Iterations(2)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ForkWithProtectedPool)
+    ->Args({0, 1})
+    ->Args({16, 1})
+    ->Args({256, 1})
+    ->Args({256, 0})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PoolMemory)
+    ->Arg(256)
+    ->UseManualTime()
+    ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprotectAnon)
     ->ArgsProduct({{1, 16, 256, 1024}, {0, 1}})
