@@ -12,8 +12,8 @@
 //   protect:shared        (default) protecting moves each area onto a read-only shared
 //                         memfd mapping: /proc/PID/mem and ptrace writes fail too; costs one
 //                         copy of the pool's touched bytes (docs/design.md has the numbers)
-//   protect:mprotect      protecting is one mprotect(PROT_READ) per area: ~40x faster for
-//                         large pools, but a FOLL_FORCE write through /proc/PID/mem succeeds
+//   protect:mprotect      protecting is one mprotect(PROT_READ) per area: 13-50x faster,
+//                         but a FOLL_FORCE write through /proc/PID/mem or ptrace succeeds
 #ifndef PMALLOC_CORE_CONFIG_H_
 #define PMALLOC_CORE_CONFIG_H_
 

@@ -130,8 +130,10 @@ bool MapArea(void* addr, size_t size, const char* name) {
 bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name) {
   const int fd = static_cast<int>(syscall(SYS_memfd_create, name, MFD_CLOEXEC));
   if (fd < 0) return false;
+  const size_t page = PageSize();
+  used = std::min(size, (used + page - 1) & ~(page - 1));
   bool ok = ftruncate(fd, static_cast<off_t>(size)) == 0 &&
-            CopyTouchedPages(fd, static_cast<const char*>(addr), std::min(used, size));
+            CopyTouchedPages(fd, static_cast<const char*>(addr), used);
   if (ok) {
     // One VMA replaced by another under the kernel's mmap lock: a concurrent reader either
     // still reads the old page or faults and waits for the new mapping; it never sees a

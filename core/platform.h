@@ -35,15 +35,19 @@ void* AllocatePages(size_t size);
 // Moves the private read-write area [addr, addr+size) onto a read-only MAP_SHARED mapping of
 // a new memfd named `name`, holding the same bytes, so that FOLL_FORCE writes
 // (/proc/PID/mem, ptrace POKEDATA) fail with EIO as well as ordinary stores (DESIGN.md §4).
-// Only the first `used` bytes (a page multiple <= size) are copied, and of those only the
-// pages the process ever touched (per /proc/self/pagemap: present or swapped); the rest
-// reads back as zero without costing memory. The copy goes through pwrite(2) into the
-// memfd's page cache, then one mmap(MAP_FIXED) replaces the old mapping atomically: no
-// window where the range is unmapped or writable; the old pages are freed.
+// Only the first `used` bytes (rounded up to pages) are copied, and of those only the pages
+// the process ever touched (per /proc/self/pagemap: present or swapped); the rest reads
+// back as zero without costing memory. The copy goes through pwrite(2) into the memfd's
+// page cache, then one mmap(MAP_FIXED) replaces the old mapping atomically: no window where
+// the range is unmapped or writable; the old pages are freed.
 // REQUIRES: nothing writes the range during the call (a store that lands after its page
-// was copied is lost). Cost: one copy of the touched bytes plus five syscalls; the memfd's
-// descriptor is closed before returning. On failure the old mapping is left as it was.
+// was copied is lost). Cost: one copy of the touched bytes, one pwrite per run of touched
+// pages, one pagemap read per 2 MiB, and a few more syscalls. Needs two descriptors during
+// the call (one is enough: without pagemap every page up to `used` is copied); none after.
+// On failure (errno from memfd_create, ftruncate, pwrite or mmap) the old mapping is left
+// as it was.
 [[nodiscard]] bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name);
+
 [[nodiscard]] bool ProtectReadWrite(void* addr, size_t size);
 
 // mseal(2). errno ENOSYS when the kernel lacks it.
