@@ -180,6 +180,28 @@ TEST(ProcMem, GrowablePoolProtectsNewAreasToo) {
   EXPECT_EQ(Stats(pool).is_protected, 1);
 }
 
+// pmalloc_lockdown moves pools the same way; registered ranges (statics) stay mprotected
+// private pages, which /proc/self/mem can still write (documented, not hidden).
+TEST(ProcMem, LockdownMovesPoolsNotRegisteredRanges) {
+  if (MprotectMode()) GTEST_SKIP() << "protect:shared only";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    pmalloc_pool* pool = pmalloc_create_pool("procmem-lockdown", 0, 0, 0);
+    char* p = pstrdup(pool, "pool");
+    void* page = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pmalloc_register_lockdown_range(page, kPage, "static") != 0) _exit(10);
+    if (pmalloc_lockdown(0) != 0) _exit(11);
+    if (ProcMemWrite(p, "X", 1) != -1 || errno != EIO || strcmp(p, "pool") != 0) _exit(12);
+    if (Perms(p) != "r--s" || Perms(page) != "r--p") _exit(13);
+    if (ProcMemWrite(page, "X", 1) != 1 || *static_cast<char*>(page) != 'X') _exit(14);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
 // Only touched pages are copied: an area that was handed out but never written stays
 // sparse (mincore counts the pages in the new memfd's page cache).
 TEST(ProcMem, SparseAreaStaysSparse) {
