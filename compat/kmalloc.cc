@@ -1,6 +1,6 @@
 // kmalloc & co (see pmalloc/compat/slab.h). Pool memory goes through the public pool API;
-// everything else is the process heap (malloc/free: glibc's, or pmalloc's own malloc face
-// when the preload layer provides it). Whether a pointer is pool memory is decided only by
+// everything else is the process heap (malloc/free: pmalloc's own face, or whichever
+// allocator comes first in symbol lookup). Whether a pointer is pool memory is decided only by
 // where it lies (the pool window, pmalloc_pool_of()), so memory that
 // PMALLOC_CONF=disable:true served from the heap is freed to the heap too.
 #include <errno.h>
