@@ -26,10 +26,13 @@ constexpr long kMsealSyscall = __NR_mseal;
 constexpr uint64_t kPagemapPresent = uint64_t{1} << 63;
 constexpr uint64_t kPagemapSwapped = uint64_t{1} << 62;
 
-// pwrite(2) of all `len` bytes (it may write less than asked, or be interrupted).
+// pwrite(2) of all `len` bytes (it may write less than asked, or be interrupted). The raw
+// syscall, not the libc wrapper that sanitizers intercept: pmalloc copies whole pages,
+// including bytes the program has poisoned for ASan (Abseil's containers poison empty
+// slots), which the interceptor would report as a use-after-poison read.
 bool WriteAll(int fd, const char* src, size_t len, off_t off) {
   while (len > 0) {
-    const ssize_t n = pwrite(fd, src, len, off);
+    const ssize_t n = syscall(SYS_pwrite64, fd, src, len, off);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       if (n == 0) errno = EIO;
