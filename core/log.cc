@@ -12,13 +12,14 @@ LogLine& LogLine::Str(const char* s) {
   return *this;
 }
 
-LogLine& LogLine::Dec(uint64_t v) {
+LogLine& LogLine::Dec(uint64_t v, size_t width) {
   char tmp[24];
-  int n = 0;
+  size_t n = 0;
   do {
     tmp[n++] = static_cast<char>('0' + v % 10);
     v /= 10;
   } while (v != 0);
+  for (size_t pad = n; pad < width && len_ + 1 < sizeof(buf_); ++pad) buf_[len_++] = ' ';
   while (n > 0 && len_ + 1 < sizeof(buf_)) buf_[len_++] = tmp[--n];
   return *this;
 }

@@ -16,7 +16,9 @@ class LogLine {
   LogLine& operator=(const LogLine&) = delete;
 
   LogLine& Str(const char* s);
-  LogLine& Dec(uint64_t v);
+  LogLine& Dec(uint64_t v) { return Dec(v, 0); }
+  // Right-aligned in `width` columns (space-padded).
+  LogLine& Dec(uint64_t v, size_t width);
   LogLine& Hex(uintptr_t v);  // 0x-prefixed
   LogLine& Ptr(const void* p) { return Hex(reinterpret_cast<uintptr_t>(p)); }
 

@@ -106,19 +106,7 @@ void CellRight(LogLine& line, const char* s, size_t width) {
   line.Str(s);
 }
 
-void CellNum(LogLine& line, uint64_t v, size_t width) {
-  char tmp[24];
-  int n = 0;
-  do {
-    tmp[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  for (size_t i = static_cast<size_t>(n); i < width; ++i) line.Str(" ");
-  char out[24];
-  for (int i = 0; i < n; ++i) out[i] = tmp[n - 1 - i];
-  out[n] = '\0';
-  line.Str(out);
-}
+
 
 void PrintRow(Pool* pool, void*) {
   pmalloc_stats s;
@@ -126,11 +114,11 @@ void PrintRow(Pool* pool, void*) {
   LogLine line;
   line.Str("pmalloc: ");
   Cell(line, pool->name(), 20);
-  CellNum(line, s.live_allocs, 12);
-  CellNum(line, s.live_bytes, 14);
-  CellNum(line, s.mapped_bytes, 14);
-  CellNum(line, s.areas, 7);
-  CellNum(line, s.freed_after_protect_bytes, 14);
+  line.Dec(s.live_allocs, 12);
+  line.Dec(s.live_bytes, 14);
+  line.Dec(s.mapped_bytes, 14);
+  line.Dec(s.areas, 7);
+  line.Dec(s.freed_after_protect_bytes, 14);
   line.Str(s.is_sealed ? "  sealed" : s.is_protected ? "  protected" : "  writable");
   line.Emit();
 }
