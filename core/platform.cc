@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,6 +16,14 @@
 
 namespace pmalloc::internal::platform {
 namespace {
+
+constexpr size_t kHugePageSize = size_t{2} << 20;
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#endif
+#ifndef PR_SET_VMA_ANON_NAME
+#define PR_SET_VMA_ANON_NAME 0
+#endif
 
 #ifndef __NR_mseal
 constexpr long kMsealSyscall = 462;  // x86_64; Debian 12's headers predate it
@@ -117,17 +126,16 @@ void* AllocatePages(size_t size) {
 bool FreePages(void* addr, size_t size) { return munmap(addr, size) == 0; }
 
 bool MapArea(void* addr, size_t size, const char* name) {
-  const int fd = static_cast<int>(syscall(SYS_memfd_create, name, MFD_CLOEXEC));
-  if (fd < 0) return false;
-  bool ok = ftruncate(fd, static_cast<off_t>(size)) == 0;
-  if (ok) {
-    void* p = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
-    ok = p != MAP_FAILED;
-  }
-  const int saved = errno;
-  close(fd);  // the mapping keeps the file alive
-  errno = saved;
-  return ok;
+  void* p = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                 -1, 0);
+  if (p == MAP_FAILED) return false;
+  // Both hints are best effort: EINVAL without CONFIG_ANON_VMA_NAME (the area is named when
+  // protect moves it onto a memfd) and without THP. Areas smaller than a huge page never
+  // ask for one, so small pools do not pay 2 MiB each.
+  (void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, reinterpret_cast<uintptr_t>(addr), size,
+              reinterpret_cast<uintptr_t>(name));
+  if (size >= kHugePageSize) (void)madvise(addr, size, MADV_HUGEPAGE);
+  return true;
 }
 
 bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name) {

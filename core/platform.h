@@ -22,9 +22,12 @@ void* Reserve(size_t size, size_t align);
 void* AllocatePages(size_t size);
 [[nodiscard]] bool FreePages(void* addr, size_t size);
 
-// Maps fresh zeroed read-write private memory at `addr` over reserved space. The mapping is
-// backed by a memfd named `name` so /proc/PID/maps shows "/memfd:<name>" on every kernel
-// (anonymous VMA names need CONFIG_ANON_VMA_NAME); MAP_PRIVATE keeps fork's copy semantics.
+// Maps fresh zeroed read-write private anonymous memory at `addr` over reserved space,
+// named "[anon:<name>]" in /proc/PID/maps where the kernel allows it (CONFIG_ANON_VMA_NAME),
+// with transparent huge pages requested for areas of 2 MiB or more. Anonymous, not a
+// MAP_PRIVATE memfd: a write fault on a private file mapping also allocates the file's page,
+// doubling the memory of every written page (measured: +64 MiB shmem for 64 MiB written).
+// MAP_PRIVATE keeps fork's copy semantics.
 [[nodiscard]] bool MapArea(void* addr, size_t size, const char* name);
 
 // Returns [addr, addr+size) to reserved, inaccessible address space (pages are freed).

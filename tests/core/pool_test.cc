@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 
 #include <fstream>
 #include <set>
@@ -208,16 +210,64 @@ TEST(Areas, RefillAndPoolsNeverSharePages) {
   EXPECT_GT(Stats(a).areas, 1u);  // 200 * 112 bytes does not fit one 4 KiB area
 }
 
-TEST(Areas, NamedInProcMaps) {
-  pmalloc_pool* pool = NewPool("maps-name-check");
-  ASSERT_NE(pmalloc(pool, 8), nullptr);
+// The /proc/self/maps line of the mapping that contains p.
+std::string MapsLineOf(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   std::ifstream maps("/proc/self/maps");
   std::string line;
-  bool found = false;
   while (std::getline(maps, line)) {
-    found = found || line.find("pmalloc:maps-name-check") != std::string::npos;
+    uintptr_t lo = 0, hi = 0;
+    if (sscanf(line.c_str(), "%lx-%lx", &lo, &hi) == 2 && lo <= a && a < hi) return line;
   }
-  EXPECT_TRUE(found);
+  return "";
+}
+
+bool KernelNamesAnonymousMappings() {
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const bool ok = prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, p, 4096, "probe") == 0;
+  munmap(p, 4096);
+  return ok;
+}
+
+// Writable areas are anonymous (named where the kernel supports anonymous VMA names);
+// protected areas live on a memfd named after the pool on every kernel.
+TEST(Areas, NamedInProcMaps) {
+  pmalloc_pool* pool = NewPool("maps-name-check");
+  char* p = static_cast<char*>(pmalloc(pool, 8));
+  ASSERT_NE(p, nullptr);
+  const std::string writable = MapsLineOf(p);
+  EXPECT_EQ(writable.find("memfd"), std::string::npos) << writable;
+  if (KernelNamesAnonymousMappings()) {
+    EXPECT_NE(writable.find("[anon:pmalloc:maps-name-check]"), std::string::npos) << writable;
+  }
+  ASSERT_EQ(pmalloc_protect_pool(pool), 0);
+  const std::string locked = MapsLineOf(p);
+  EXPECT_NE(locked.find("/memfd:pmalloc:maps-name-check"), std::string::npos) << locked;
+}
+
+// Writing a writable area costs its pages once: anonymous memory, no shared-memory twin.
+TEST(Areas, WritableAreaMemoryIsNotDoubled) {
+  constexpr size_t kBytes = size_t{32} << 20;
+  auto shmem_kib = [] {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    long value = 0;
+    while (meminfo >> key >> value) {
+      if (key == "Shmem:") return value;
+      meminfo.ignore(64, '\n');
+    }
+    return -1L;
+  };
+  pmalloc_pool* pool = NewPool("no-double", kBytes, 0, PMALLOC_POOL_MANUAL);
+  const long before = shmem_kib();
+  char* p = static_cast<char*>(pmalloc(pool, kBytes));
+  ASSERT_NE(p, nullptr);
+  memset(p, 0x5a, kBytes);
+  const long grown = shmem_kib() - before;
+  // Other processes may move Shmem a little; a doubled area would add 32 MiB.
+  EXPECT_LT(grown, 8 * 1024) << "shmem grew by " << grown << " KiB";
+  pfree(pool, p);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
 }
 
 TEST(PoolOf, NonPoolPointers) {

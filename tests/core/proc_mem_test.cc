@@ -212,12 +212,20 @@ TEST(ProcMem, SparseAreaStaysSparse) {
   ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % kPage, 0u);
   p[0] = 1;
   p[1000 * kPage + 5] = 2;
+  auto resident_pages = [p] {
+    std::vector<unsigned char> vec(kArea / kPage);
+    EXPECT_EQ(mincore(p, kArea, vec.data()), 0);
+    size_t n = 0;
+    for (unsigned char v : vec) n += v & 1;
+    return n;
+  };
+  // Large areas may be backed by transparent huge pages: a touch can make a whole 2 MiB
+  // resident. What protect must not do is add to it (copy untouched pages).
+  const size_t touched = resident_pages();
+  ASSERT_GE(touched, 2u);
+  ASSERT_LE(touched, 2u * 512);
   ASSERT_EQ(pmalloc_protect_pool(pool), 0);
-  std::vector<unsigned char> vec(kArea / kPage);
-  ASSERT_EQ(mincore(p, kArea, vec.data()), 0);
-  size_t resident = 0;
-  for (unsigned char v : vec) resident += v & 1;
-  EXPECT_EQ(resident, 2u);
+  EXPECT_EQ(resident_pages(), touched);
   EXPECT_EQ(p[0], 1);
   EXPECT_EQ(p[1000 * kPage + 5], 2);
   EXPECT_EQ(p[500 * kPage], 0);
@@ -356,7 +364,7 @@ TEST(ProtectMode, MprotectLeavesProcMemWritable) {
   char* p = pstrdup(pool, "private");
   ASSERT_EQ(pmalloc_protect_pool(pool), 0);
   EXPECT_EQ(Perms(p), "r--p");
-  EXPECT_NE(MapsLine(p).find("/memfd:pmalloc:procmem-mprotect"), std::string::npos);
+  EXPECT_EQ(MapsLine(p).find("memfd"), std::string::npos) << MapsLine(p);  // anonymous
   EXPECT_EQ(ProcMemWrite(p, "P", 1), 1);
   EXPECT_STREQ(p, "Private");
   EXPECT_EXIT(p[0] = 'X', testing::KilledBySignal(SIGSEGV), "");
