@@ -1,10 +1,16 @@
 // C++ API of pmalloc: RAII pools, an STL allocator, and lockdown with absl::Status.
 // Thin wrappers over pmalloc.h; the same errors, thread safety and costs apply.
+// Header-only on purpose: libpmalloc.so exports only the C API, so it does not depend on
+// absl::Status (and its ~20 shared libraries) and a preloaded process loads none of them.
+// C++ users link absl::status through pmalloc::pmalloc's interface.
 #ifndef PMALLOC_PMALLOC_HPP_
 #define PMALLOC_PMALLOC_HPP_
 
+#include <errno.h>
+
 #include <cstddef>
 #include <limits>
+#include <string>
 #include <new>
 #include <string_view>
 #include <type_traits>
@@ -16,6 +22,28 @@
 
 namespace pmalloc {
 
+namespace detail {
+// The Status for a failed C call: `call(pool name) failed`, with the code its errno means.
+inline absl::Status FromErrno(int err, const char* call, const char* pool_name) {
+  std::string msg(call);
+  msg.append("(").append(pool_name == nullptr ? "" : pool_name).append(") failed");
+  switch (err) {
+    case EINVAL:
+      return absl::InvalidArgumentError(msg);
+    case ENOMEM:
+      return absl::ResourceExhaustedError(msg);
+    case EPERM:
+      return absl::PermissionDeniedError(msg);
+    case EBUSY:
+      return absl::FailedPreconditionError(msg);
+    case ENOSYS:
+      return absl::UnimplementedError(msg);
+    default:
+      return absl::ErrnoToStatus(err, msg);
+  }
+}
+}  // namespace detail
+
 struct PoolOptions {
   size_t refill = 0;              // minimum area size (0: 64 KiB)
   unsigned short align_order = 0; // allocation alignment 1 << align_order (0: 16)
@@ -25,19 +53,37 @@ struct PoolOptions {
 
 // Owns a pmalloc pool. Move-only. The destructor destroys the pool; if that fails (live
 // allocations: EBUSY, or sealed: EPERM) the pool is left in place, still valid memory.
-class PMALLOC_EXPORT Pool {
+class Pool {
  public:
   // Errors: InvalidArgument (bad name/options), ResourceExhausted (no memory).
-  static absl::StatusOr<Pool> Create(std::string_view name, PoolOptions options = {});
+  static absl::StatusOr<Pool> Create(std::string_view name, PoolOptions options = {}) {
+    const std::string n(name);
+    const unsigned flags = (options.growable ? PMALLOC_POOL_GROWABLE : 0u) |
+                           (options.manual ? PMALLOC_POOL_MANUAL : 0u);
+    pmalloc_pool* p =
+        pmalloc_create_pool(n.c_str(), options.refill, options.align_order, flags);
+    if (p == nullptr) return detail::FromErrno(errno, "pmalloc_create_pool", n.c_str());
+    return Pool(p);
+  }
 
   Pool(Pool&& other) noexcept : pool_(std::exchange(other.pool_, nullptr)) {}
-  Pool& operator=(Pool&& other) noexcept;
+  Pool& operator=(Pool&& other) noexcept {
+    if (this != &other) {
+      if (pool_ != nullptr) pmalloc_destroy_pool(pool_);
+      pool_ = std::exchange(other.pool_, nullptr);
+    }
+    return *this;
+  }
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
-  ~Pool();
+  ~Pool() {
+    if (pool_ != nullptr) pmalloc_destroy_pool(pool_);
+  }
 
   // nullptr on failure (errno as pmalloc_aligned). align 0: the pool's alignment.
-  void* Allocate(size_t size, size_t align = 0);
+  void* Allocate(size_t size, size_t align = 0) {
+    return align == 0 ? pmalloc(pool_, size) : pmalloc_aligned(pool_, size, align);
+  }
   void Free(const void* p) { pfree(pool_, p); }
 
   // Constructs a T in the pool; nullptr when out of memory or the pool is locked.
@@ -47,11 +93,28 @@ class PMALLOC_EXPORT Pool {
     return p == nullptr ? nullptr : new (p) T(std::forward<A>(args)...);
   }
 
-  absl::Status Protect();
-  absl::Status Seal();
+  absl::Status Protect() {
+    if (pmalloc_protect_pool(pool_) == 0) return absl::OkStatus();
+    return detail::FromErrno(errno, "pmalloc_protect_pool", pmalloc_pool_name(pool_));
+  }
+  absl::Status Seal() {
+    if (pmalloc_seal_pool(pool_) == 0) return absl::OkStatus();
+    return detail::FromErrno(errno, "pmalloc_seal_pool", pmalloc_pool_name(pool_));
+  }
   // Destroys the pool now; on error the pool stays owned by this object.
-  absl::Status Destroy();
-  pmalloc_stats stats() const;
+  absl::Status Destroy() {
+    if (pool_ == nullptr) return absl::OkStatus();
+    if (pmalloc_destroy_pool(pool_) != 0) {
+      return detail::FromErrno(errno, "pmalloc_destroy_pool", pmalloc_pool_name(pool_));
+    }
+    pool_ = nullptr;
+    return absl::OkStatus();
+  }
+  pmalloc_stats stats() const {
+    pmalloc_stats s{};
+    pmalloc_pool_stats(pool_, &s);
+    return s;
+  }
 
   pmalloc_pool* get() const { return pool_; }
   // Gives up ownership: the pool will not be destroyed by this object.
@@ -120,7 +183,10 @@ struct LockdownOptions {
 
 // Protects every non-manual pool (pmalloc_lockdown). Unimplemented when sealing is not
 // supported by the kernel (the pools are still protected).
-PMALLOC_EXPORT absl::Status Lockdown(LockdownOptions options = {});
+inline absl::Status Lockdown(LockdownOptions options = {}) {
+  if (pmalloc_lockdown(options.seal ? PMALLOC_LOCKDOWN_SEAL : 0u) == 0) return absl::OkStatus();
+  return detail::FromErrno(errno, "pmalloc_lockdown", nullptr);
+}
 
 }  // namespace pmalloc
 
