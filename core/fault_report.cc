@@ -12,6 +12,7 @@
 #include "absl/debugging/symbolize.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "core/registry.h"
 #include "core/window.h"
 
 namespace pmalloc::internal {
@@ -129,6 +130,9 @@ bool RoomToSymbolize() {
 
 void Report(int sig, const siginfo_t* info, const void* ucontext) {
   const uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  const bool in_window = Window::Contains(info->si_addr);
+  Registry::RangeInfo range;
+  if (!in_window && !Registry::RangeOf(info->si_addr, &range)) return;  // not ours
   const uintptr_t pc = PcOf(ucontext);
   const bool same_pc = last_pc.exchange(pc, std::memory_order_relaxed) == pc;
   const bool same_addr = last_addr.exchange(addr, std::memory_order_relaxed) == addr;
@@ -138,7 +142,15 @@ void Report(int sig, const siginfo_t* info, const void* ucontext) {
   line.Str("pmalloc: ");
   if (sig == SIGBUS) line.Str("bus error on ");
   line.Str(AccessOf(ucontext));
-  if (const Area* a = Window::AreaOf(info->si_addr)) {
+  if (!in_window) {
+    // A protected static (__ro_after_init) or other registered range: its state and what
+    // registered it. (absl::Symbolize names functions only, and dladdr is not
+    // async-signal-safe, so the variable itself is not named.)
+    line.Str(range.sealed ? "sealed" : Registry::LockedDown() ? "protected" : "writable");
+    line.Str(" static range of '").Str(range.name == nullptr ? "?" : range.name).Str("' at ");
+    line.Hex(addr).Str(" (offset ").Dec(addr - range.start).Str(" of ").Hex(range.start);
+    line.Str(", ").Dec(range.len).Str(" bytes)");
+  } else if (const Area* a = Window::AreaOf(info->si_addr)) {
     const char* state = a->sealed.load(std::memory_order_relaxed)      ? "sealed"
                         : !a->writable.load(std::memory_order_relaxed) ? "protected"
                                                                        : "writable";
@@ -221,7 +233,7 @@ void OnFault(int sig, siginfo_t* info, void* ucontext) {
   // SIGSEGV and SIGBUS stay blocked while this runs (sa_mask): a fault inside the report
   // itself is therefore fatal at once (the kernel forces the default action) instead of
   // recursing.
-  if (FromKernel(info) && Window::Contains(info->si_addr)) Report(sig, info, ucontext);
+  if (FromKernel(info)) Report(sig, info, ucontext);  // says nothing outside pmalloc's memory
   errno = saved_errno;
   Chain(sig, info, ucontext);
   errno = saved_errno;

@@ -19,11 +19,13 @@ using absl::base_internal::SpinLockHolder;
 
 namespace {
 
+// Written once under registry_lock before range_count publishes it; `sealed` changes
+// later, under the lock too. The fault handler reads them without the lock.
 struct LockdownRange {
   void* start;
   size_t len;
   const char* name;
-  bool sealed;
+  std::atomic<bool> sealed;
 };
 
 ABSL_CONST_INIT SpinLock registry_lock(absl::kConstInit,
@@ -33,7 +35,8 @@ ABSL_CONST_INIT std::atomic<Pool*> default_pool{nullptr};
 ABSL_CONST_INIT std::atomic<bool> locked_down{false};
 ABSL_CONST_INIT bool fork_handlers_installed = false;  // guarded by registry_lock
 ABSL_CONST_INIT LockdownRange ranges[Registry::kMaxRanges] = {};
-ABSL_CONST_INIT size_t range_count = 0;  // guarded by registry_lock
+// Written under registry_lock (release: the entry is complete); read lock-free.
+ABSL_CONST_INIT std::atomic<size_t> range_count{0};
 
 // Fork: hold every pmalloc lock across fork so the child never inherits one mid-update.
 void PrepareFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -53,9 +56,9 @@ bool ProtectRange(LockdownRange& r, bool seal, int* err) {
     if (*err == 0) *err = errno;
     return false;
   }
-  if (seal && !r.sealed) {
+  if (seal && !r.sealed.load(std::memory_order_relaxed)) {
     if (platform::Seal(r.start, r.len)) {
-      r.sealed = true;
+      r.sealed.store(true, std::memory_order_relaxed);
     } else if (*err == 0) {
       *err = errno;
     }
@@ -107,11 +110,16 @@ int Registry::Lockdown(unsigned flags) {
   const bool seal = (flags & PMALLOC_LOCKDOWN_SEAL) != 0;
   int err = 0;
   SpinLockHolder h(&registry_lock);
+  // A write into a protected range gets a report naming it. Installed here, not when a
+  // range registers (every module constructor, libpmalloc's own included), so a process
+  // that never locks down keeps its signal dispositions untouched.
+  if (range_count.load(std::memory_order_relaxed) != 0) InstallFaultHandler();
   for (Pool* p = pools; p != nullptr; p = p->next) {
     if ((p->flags() & PMALLOC_POOL_MANUAL) != 0) continue;
     if ((seal ? p->Seal() : p->Protect()) != 0 && err == 0) err = errno;
   }
-  for (size_t i = 0; i < range_count; ++i) ProtectRange(ranges[i], seal, &err);
+  const size_t n = range_count.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i) ProtectRange(ranges[i], seal, &err);
   locked_down.store(true, std::memory_order_release);
   if (err != 0) {
     errno = err;
@@ -128,21 +136,42 @@ int Registry::RegisterRange(void* start, size_t len, const char* name) {
     return -1;
   }
   SpinLockHolder h(&registry_lock);
-  if (range_count == kMaxRanges) {
+  const size_t n = range_count.load(std::memory_order_relaxed);
+  if (n == kMaxRanges) {
     errno = ENOMEM;
     return -1;
   }
-  LockdownRange& r = ranges[range_count];
-  r = {start, len, name, false};
+  LockdownRange& r = ranges[n];
+  r.start = start;
+  r.len = len;
+  r.name = name;
+  r.sealed.store(false, std::memory_order_relaxed);
   if (locked_down.load(std::memory_order_relaxed)) {
+    InstallFaultHandler();  // as Lockdown does
     int err = 0;
     if (!ProtectRange(r, /*seal=*/false, &err)) {
       errno = err;
       return -1;
     }
   }
-  ++range_count;
+  range_count.store(n + 1, std::memory_order_release);
   return 0;
+}
+
+bool Registry::RangeOf(const void* addr, RangeInfo* out) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  const size_t n = range_count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) {
+    const LockdownRange& r = ranges[i];
+    const uintptr_t start = reinterpret_cast<uintptr_t>(r.start);
+    if (a - start >= r.len) continue;
+    out->start = start;
+    out->len = r.len;
+    out->name = r.name;
+    out->sealed = r.sealed.load(std::memory_order_relaxed);
+    return true;
+  }
+  return false;
 }
 
 Pool* Registry::DefaultPool() {

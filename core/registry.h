@@ -5,6 +5,7 @@
 #define PMALLOC_CORE_REGISTRY_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "core/pool.h"
 
@@ -21,7 +22,16 @@ class Registry {
   static int DestroyPool(Pool* pool);
   // Protects (and with PMALLOC_LOCKDOWN_SEAL seals) every non-MANUAL pool and range.
   static int Lockdown(unsigned flags);
+  // Adds whole pages to the lockdown set (protected now if lockdown already ran).
   static int RegisterRange(void* start, size_t len, const char* name);
+  struct RangeInfo {
+    uintptr_t start;
+    size_t len;
+    const char* name;  // what registered it (for __ro_after_init: the module's path)
+    bool sealed;
+  };
+  // The registered range holding `addr`. Lock-free and async-signal-safe (fault reports).
+  static bool RangeOf(const void* addr, RangeInfo* out);
   // The default lockable pool, created on first use; nullptr with errno.
   static Pool* DefaultPool();
   // True once pmalloc_lockdown has run.

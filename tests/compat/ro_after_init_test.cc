@@ -11,6 +11,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <string>
+
 #include "gtest/gtest.h"
 #include "pmalloc/compat/cache.h"
 
@@ -127,6 +129,42 @@ TEST(RoAfterInit, WriteAfterLockdownFaults) {
         second_set(9);
       },
       testing::KilledBySignal(SIGSEGV), "locked down");
+}
+
+// The fault report names the range: its state, the module that registered it, the offset.
+TEST(RoAfterInit, WriteAfterLockdownIsReported) {
+  const std::string at = "at 0x[0-9a-f]+ \\(offset " + std::to_string(Addr(&ro_int) - Start()) +
+                         " of 0x[0-9a-f]+, " + std::to_string(Stop() - Start()) + " bytes\\)";
+  EXPECT_EXIT(
+      {
+        LockDown();
+        ro_int = 1;
+      },
+      testing::KilledBySignal(SIGSEGV),
+      "locked down\n(.*\n)?pmalloc: write to protected static range of "
+      "'[^']*compat_ro_after_init_test' " + at + " by ");
+  EXPECT_EXIT(
+      {
+        LockDown();
+        ro_module_set(1);
+      },
+      testing::KilledBySignal(SIGSEGV),
+      "pmalloc: write to protected static range of '[^']*libcompat_ro_module.so' at 0x");
+  if (HasMseal()) {
+    EXPECT_EXIT(
+        {
+          LockDown(PMALLOC_LOCKDOWN_SEAL);
+          ro_int = 1;
+        },
+        testing::KilledBySignal(SIGSEGV), "pmalloc: write to sealed static range of ");
+  }
+  // A fault in neither a pool nor a range gets no report (the default action still kills).
+  EXPECT_EXIT(
+      {
+        LockDown();
+        *static_cast<volatile int*>(nullptr) = 1;
+      },
+      testing::KilledBySignal(SIGSEGV), "locked down\n$");
 }
 
 TEST(RoAfterInit, SharedObjectWriteAfterLockdownFaults) {
