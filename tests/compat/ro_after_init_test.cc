@@ -159,10 +159,12 @@ TEST(RoAfterInit, WriteAfterLockdownIsReported) {
         testing::KilledBySignal(SIGSEGV), "pmalloc: write to sealed static range of ");
   }
   // A fault in neither a pool nor a range gets no report (the default action still kills).
+  void* other = mmap(nullptr, Page(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(other, MAP_FAILED);
   EXPECT_EXIT(
       {
         LockDown();
-        *static_cast<volatile int*>(nullptr) = 1;
+        *static_cast<volatile int*>(other) = 1;
       },
       testing::KilledBySignal(SIGSEGV), "locked down\n$");
 }
