@@ -138,13 +138,15 @@ bool MapArea(void* addr, size_t size, const char* name) {
   return true;
 }
 
-bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name) {
+bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name,
+                         CopyPages pages) {
   const int fd = static_cast<int>(syscall(SYS_memfd_create, name, MFD_CLOEXEC));
   if (fd < 0) return false;
   const size_t page = PageSize();
   used = std::min(size, (used + page - 1) & ~(page - 1));
   bool ok = ftruncate(fd, static_cast<off_t>(size)) == 0 &&
-            CopyTouchedPages(fd, static_cast<const char*>(addr), used);
+            (pages == CopyPages::kAll ? WriteAll(fd, static_cast<const char*>(addr), used, 0)
+                                      : CopyTouchedPages(fd, static_cast<const char*>(addr), used));
   if (ok) {
     // One VMA replaced by another under the kernel's mmap lock: a concurrent reader either
     // still reads the old page or faults and waits for the new mapping; it never sees a

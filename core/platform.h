@@ -49,7 +49,11 @@ void* AllocatePages(size_t size);
 // the call (one is enough: without pagemap every page up to `used` is copied); none after.
 // On failure (errno from memfd_create, ftruncate, pwrite or mmap) the old mapping is left
 // as it was.
-[[nodiscard]] bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name);
+// `pages` kAll copies every page up to `used` instead: for memory that is not anonymous
+// (a module's file-backed .data, where a page never touched still holds the file's bytes).
+enum class CopyPages { kTouched, kAll };
+[[nodiscard]] bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name,
+                                       CopyPages pages = CopyPages::kTouched);
 
 [[nodiscard]] bool ProtectReadWrite(void* addr, size_t size);
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 
 #include <atomic>
 
@@ -10,6 +11,7 @@
 #include "absl/base/internal/spinlock.h"
 #include "core/config.h"
 #include "core/fault_report.h"
+#include "core/log.h"
 #include "core/platform.h"
 
 namespace pmalloc::internal {
@@ -26,6 +28,7 @@ struct LockdownRange {
   size_t len;
   const char* name;
   std::atomic<bool> sealed;
+  bool shared;  // moved onto a read-only shared memfd mapping (protect:shared)
 };
 
 ABSL_CONST_INIT SpinLock registry_lock(absl::kConstInit,
@@ -51,7 +54,35 @@ void AfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   registry_lock.Unlock();
 }
 
+// The memfd's name, "pmalloc:static:<last path component of the range's name>".
+void StaticMapName(const char* name, char* out, size_t size) {
+  const char* base = name == nullptr ? "" : name;
+  for (const char* c = base; *c != '\0'; ++c) {
+    if (*c == '/') base = c + 1;
+  }
+  snprintf(out, size, "pmalloc:static:%s", base);
+}
+
+// Under protect:shared (the default) the range's pages move onto a read-only MAP_SHARED
+// memfd mapping, as pool areas do, so /proc/PID/mem cannot write them either; every page
+// is copied (a module's .data is file-backed: untouched pages hold the file's bytes). If
+// the move fails the range is still mprotected, and one line says so. mprotect follows
+// in every case, on every lockdown (cheap, and restores PROT_READ if it was changed).
 bool ProtectRange(LockdownRange& r, bool seal, int* err) {
+  if (!r.shared && GetConfig().protect_shared) {
+    char map_name[128];
+    StaticMapName(r.name, map_name, sizeof(map_name));
+    if (platform::RemapSharedReadOnly(r.start, r.len, r.len, map_name,
+                                      platform::CopyPages::kAll)) {
+      r.shared = true;
+    } else {
+      LogLine line;
+      line.Str("pmalloc: static range '").Str(r.name == nullptr ? "?" : r.name);
+      line.Str("': cannot move to a shared mapping (errno ").Dec(static_cast<uint64_t>(errno));
+      line.Str("): protected with mprotect only, /proc/PID/mem can still write it");
+      line.Emit();
+    }
+  }
   if (!platform::ProtectReadOnly(r.start, r.len)) {
     if (*err == 0) *err = errno;
     return false;
@@ -146,6 +177,7 @@ int Registry::RegisterRange(void* start, size_t len, const char* name) {
   r.len = len;
   r.name = name;
   r.sealed.store(false, std::memory_order_relaxed);
+  r.shared = false;
   if (locked_down.load(std::memory_order_relaxed)) {
     InstallFaultHandler();  // as Lockdown does
     int err = 0;

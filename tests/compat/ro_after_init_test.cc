@@ -3,10 +3,12 @@
 // sealing, neighbours that stay writable, and the refusal of a range that is not whole
 // pages.
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -39,6 +41,9 @@ int plain_before = 1;
 Config cfg __ro_after_init = {10, "init"};
 int ro_int __ro_after_init = 5;
 char big[3 * 4096 + 100] __ro_after_init;  // spans pages
+// A page of initialised data that nothing reads before lockdown: it may still be only in
+// the executable file (not in the page tables) when lockdown copies it.
+alignas(4096) char file_text[4096] __ro_after_init = "bytes from the executable file";
 int plain_after = 2;
 int plain_bss;
 
@@ -167,6 +172,31 @@ TEST(RoAfterInit, WriteAfterLockdownIsReported) {
         *static_cast<volatile int*>(other) = 1;
       },
       testing::KilledBySignal(SIGSEGV), "locked down\n$");
+}
+
+// Under protect:shared (the default) lockdown moves the sections onto read-only shared
+// memfd mappings: /proc/self/mem cannot write them, and every byte is kept.
+TEST(RoAfterInit, SectionsMoveToASharedMappingAndKeepTheirBytes) {
+  EXPECT_EXIT(
+      {
+        // Drop the page from the page tables, as reclaim may: it is then only in the file.
+        if (madvise(file_text, sizeof(file_text), MADV_DONTNEED) != 0) _exit(2);
+        LockDown();
+        if (strcmp(file_text, "bytes from the executable file") != 0) _exit(3);
+        if (ro_int != 5 || strcmp(cfg.name, "init") != 0) _exit(4);
+        const int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+        if (fd < 0) _exit(5);
+        if (pwrite(fd, "X", 1, static_cast<off_t>(Addr(file_text))) != -1 || errno != EIO) {
+          _exit(6);
+        }
+        if (pwrite(fd, "X", 1, static_cast<off_t>(Addr(ro_module_address()))) != -1 ||
+            errno != EIO) {
+          _exit(7);
+        }
+        if (file_text[0] != 'b') _exit(8);
+        _exit(0);
+      },
+      testing::ExitedWithCode(0), "locked down");
 }
 
 TEST(RoAfterInit, SharedObjectWriteAfterLockdownFaults) {

@@ -182,18 +182,27 @@ TEST(ProcMem, GrowablePoolProtectsNewAreasToo) {
 
 // pmalloc_lockdown moves pools the same way; registered ranges (statics) stay mprotected
 // private pages, which /proc/self/mem can still write (documented, not hidden).
-TEST(ProcMem, LockdownMovesPoolsNotRegisteredRanges) {
+// Registered ranges (protected statics) move onto a read-only shared memfd mapping too,
+// keeping every byte.
+TEST(ProcMem, LockdownMovesPoolsAndRegisteredRanges) {
   if (MprotectMode()) GTEST_SKIP() << "protect:shared only";
   const pid_t pid = fork();
   if (pid == 0) {
     pmalloc_pool* pool = pmalloc_create_pool("procmem-lockdown", 0, 0, 0);
     char* p = pstrdup(pool, "pool");
-    void* page = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (pmalloc_register_lockdown_range(page, kPage, "static") != 0) _exit(10);
-    if (pmalloc_lockdown(0) != 0) _exit(11);
-    if (ProcMemWrite(p, "X", 1) != -1 || errno != EIO || strcmp(p, "pool") != 0) _exit(12);
-    if (Perms(p) != "r--s" || Perms(page) != "r--p") _exit(13);
-    if (ProcMemWrite(page, "X", 1) != 1 || *static_cast<char*>(page) != 'X') _exit(14);
+    char* page = static_cast<char*>(
+        mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    strcpy(page, "static");
+    strcpy(page + kPage, "second page");
+    if (pmalloc_register_lockdown_range(page, 2 * kPage, "/some/dir/module.so") != 0) _exit(10);
+    if (ProcMemWrite(page + 1, "T", 1) != 1 || strcmp(page, "sTatic") != 0) _exit(11);
+    if (pmalloc_lockdown(0) != 0) _exit(12);
+    if (ProcMemWrite(p, "X", 1) != -1 || errno != EIO || strcmp(p, "pool") != 0) _exit(13);
+    if (Perms(p) != "r--s" || Perms(page) != "r--s") _exit(14);
+    if (MapsLine(page).find("/memfd:pmalloc:static:module.so") == std::string::npos) _exit(15);
+    if (ProcMemWrite(page, "X", 1) != -1 || errno != EIO) _exit(16);
+    if (strcmp(page, "sTatic") != 0 || strcmp(page + kPage, "second page") != 0) _exit(17);
+    if (pmalloc_lockdown(0) != 0 || strcmp(page, "sTatic") != 0) _exit(18);  // again: same
     _exit(0);
   }
   int status = 0;
@@ -367,6 +376,19 @@ TEST(ProtectMode, MprotectLeavesProcMemWritable) {
   EXPECT_EQ(MapsLine(p).find("memfd"), std::string::npos) << MapsLine(p);  // anonymous
   EXPECT_EQ(ProcMemWrite(p, "P", 1), 1);
   EXPECT_STREQ(p, "Private");
+  // Registered ranges too stay private pages under protect:mprotect.
+  EXPECT_EXIT(
+      {
+        char* page = static_cast<char*>(
+            mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        strcpy(page, "range");
+        if (pmalloc_register_lockdown_range(page, kPage, "range") != 0) _exit(10);
+        if (pmalloc_lockdown(0) != 0) _exit(11);
+        if (Perms(page) != "r--p") _exit(12);
+        if (ProcMemWrite(page, "R", 1) != 1 || strcmp(page, "Range") != 0) _exit(13);
+        _exit(0);
+      },
+      testing::ExitedWithCode(0), "");
   EXPECT_EXIT(p[0] = 'X', testing::KilledBySignal(SIGSEGV), "");
 }
 
