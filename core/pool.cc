@@ -205,7 +205,13 @@ bool Pool::OpenArea(size_t min_bytes) {
     errno = EPERM;
     return false;
   }
-  Area* a = Window::NewArea(this, std::max(refill_, min_bytes), map_name_);
+  // A new area is at least half the pool's live bytes (up to kMaxAreaGrowth), so a pool
+  // of N bytes in small allocations has O(log N + N / 1 MiB) areas, and VMAs, rather than
+  // N / refill: 16384 for 1 GiB at the default 64 KiB refill (vm.max_map_count is 65530).
+  // Live bytes, not mapped: a GROWABLE pool that allocates a little after each protect
+  // keeps opening refill-sized areas instead of ever larger ones.
+  const size_t grown = std::min(kMaxAreaGrowth, RoundUp(live_bytes_ / 2, kGranule));
+  Area* a = Window::NewArea(this, std::max({refill_, min_bytes, grown}), map_name_);
   if (a == nullptr) return false;
   RetireCurrent();
   a->next = areas_;

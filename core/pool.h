@@ -24,6 +24,9 @@ namespace pmalloc::internal {
 // Largest single allocation a pool serves (larger requests fail with ENOMEM).
 inline constexpr size_t kMaxAllocation = size_t{1} << 40;
 inline constexpr size_t kDefaultRefill = size_t{64} << 10;
+// Areas grow with the pool (Pool::OpenArea) up to this size: below the 2 MiB at which an
+// area asks for transparent huge pages, so growth never changes how pages are backed.
+inline constexpr size_t kMaxAreaGrowth = size_t{1} << 20;
 inline constexpr unsigned kMaxAlignOrder = 30;
 
 class Pool {

@@ -210,6 +210,36 @@ TEST(Areas, RefillAndPoolsNeverSharePages) {
   EXPECT_GT(Stats(a).areas, 1u);  // 200 * 112 bytes does not fit one 4 KiB area
 }
 
+// A big pool of small allocations does not take one area (and VMA) per refill: new areas
+// grow to half the live bytes, up to 1 MiB. 64 MiB at the default 64 KiB refill would be
+// 1024+ areas without growth; with it, 64 areas of 1 MiB plus the ramp-up.
+TEST(Areas, GrowWithTheLivePool) {
+  pmalloc_pool* pool = NewPool("grow");
+  constexpr size_t kTotal = size_t{64} << 20, kSize = 4096;
+  for (size_t i = 0; i < kTotal / kSize; ++i) ASSERT_NE(pmalloc(pool, kSize), nullptr);
+  const pmalloc_stats s = Stats(pool);
+  EXPECT_EQ(s.live_bytes, kTotal);
+  EXPECT_GT(s.areas, 64u);
+  EXPECT_LT(s.areas, 80u);  // 71 measured
+  EXPECT_LE(s.mapped_bytes, kTotal + (size_t{1} << 20));  // at most one area of slack
+  EXPECT_EQ(pmalloc_protect_pool(pool), 0) << "errno " << errno;  // every area protects
+  EXPECT_EQ(Stats(pool).is_protected, 1);
+}
+
+// Growth follows live bytes, not mapped bytes: a GROWABLE pool that allocates a little
+// after each protect keeps opening refill-sized areas (else its address space would grow
+// geometrically with the number of protect cycles).
+TEST(Areas, ProtectCyclesOfAGrowablePoolKeepRefillSizedAreas) {
+  pmalloc_pool* pool = NewPool("grow-cycles", 0, 0, PMALLOC_POOL_GROWABLE | PMALLOC_POOL_MANUAL);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_NE(pmalloc(pool, 32), nullptr);
+    ASSERT_EQ(pmalloc_protect_pool(pool), 0);
+  }
+  const pmalloc_stats s = Stats(pool);
+  EXPECT_EQ(s.areas, 40u);
+  EXPECT_EQ(s.mapped_bytes, s.areas * (size_t{64} << 10));
+}
+
 // The /proc/self/maps line of the mapping that contains p.
 std::string MapsLineOf(const void* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
