@@ -82,6 +82,12 @@ inline void* Calloc(size_t n, size_t size) {
 inline void* Memalign(size_t align, size_t size) {
   Pool* pool = tls_scope;
   if (ABSL_PREDICT_FALSE(pool != nullptr)) return TaggedAlloc(pool, size, align, false);
+  // jemalloc's malloc aligns to 8 only below 16 bytes (its 8-byte size class) and to at
+  // least 16 from 16 bytes up (every larger class is a multiple of 16): asking for at
+  // least `align` bytes gives the alignment without mallocx's slower path.
+  if (align <= kMallocAlignment) {
+    return je.malloc.load(std::memory_order_relaxed)(size < align ? align : size);
+  }
   return AlignedUntagged(align, size);
 }
 

@@ -12,6 +12,7 @@ __thread Pool* tls_scope __attribute__((tls_model("initial-exec"))) = nullptr;
 
 }  // namespace pmalloc::internal
 
+using pmalloc::internal::kMallocAlignment;
 using pmalloc::internal::Pool;
 using pmalloc::internal::tls_scope;
 
@@ -20,7 +21,7 @@ extern "C" {
 pmalloc_pool* pmalloc_scope_enter(pmalloc_pool* handle) {
   Pool* prev = tls_scope;
   Pool* pool = reinterpret_cast<Pool*>(handle);
-  if (pool != nullptr && !pool->Valid()) {
+  if (pool != nullptr && (!pool->Valid() || pool->alignment() < kMallocAlignment)) {
     errno = EINVAL;
     return reinterpret_cast<pmalloc_pool*>(prev);
   }

@@ -15,6 +15,11 @@ extern __thread Pool* tls_scope __attribute__((tls_model("initial-exec")));
 
 inline Pool* CurrentScope() { return tls_scope; }
 
+// malloc's alignment (alignof(max_align_t)). A scope serves malloc and new, so its pool must
+// align at least this much: pmalloc_scope_enter refuses a pool created with a smaller
+// align_order (EINVAL).
+inline constexpr size_t kMallocAlignment = 16;
+
 }  // namespace pmalloc::internal
 
 #endif  // PMALLOC_CORE_SCOPE_H_

@@ -22,13 +22,14 @@ namespace {
 
 bool IsPowerOfTwo(size_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
-// glibc's _mid_memalign.
+// glibc's _mid_memalign, except that alignments up to 16 are not plain malloc: jemalloc's
+// malloc of fewer than 16 bytes is only 8-aligned (route::Memalign asks for enough bytes).
 void* MemalignGlibc(size_t align, size_t size) {
-  if (align <= 16) return route::Malloc(size);
   if (align > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return nullptr;
   }
+  if (align < 2) return route::Memalign(1, size);  // memalign(0, n) is malloc(n)
   if (!IsPowerOfTwo(align)) align = size_t{1} << (64 - __builtin_clzl(align));
   return route::Memalign(align, size);
 }
@@ -54,7 +55,7 @@ PMALLOC_EXPORT void* reallocarray(void* p, size_t n, size_t size) noexcept {
 PMALLOC_EXPORT int posix_memalign(void** out, size_t align, size_t size) noexcept {
   if (align % sizeof(void*) != 0 || !IsPowerOfTwo(align / sizeof(void*))) return EINVAL;
   const int saved = errno;
-  void* p = align <= 16 ? route::Malloc(size) : route::Memalign(align, size);
+  void* p = route::Memalign(align, size);
   if (p == nullptr) {
     const int err = errno;
     errno = saved;

@@ -12,6 +12,8 @@
 #include <new>
 #include <string>
 
+#include <vector>
+
 #include "gtest/gtest.h"
 #include "pmalloc/pmalloc.h"
 
@@ -156,6 +158,34 @@ TEST(Face, AlignedAlloc) {
   void* p = aligned_alloc(Opaque(256), 100);  // size need not be a multiple (C17 DR 460)
   ASSERT_NE(p, nullptr);
   EXPECT_TRUE(Aligned(p, 256));
+  free(p);
+}
+
+// Alignments up to 16 are honoured for small sizes too: jemalloc's malloc of fewer than 16
+// bytes is only 8-aligned, so they cannot be plain malloc.
+TEST(Face, SmallAlignedRequestsAreAligned) {
+  for (size_t size = 0; size <= 16; ++size) {
+    for (size_t align : {size_t{8}, size_t{16}}) {
+      std::vector<void*> blocks;
+      for (int i = 0; i < 8; ++i) {  // several, so that one 8-aligned slot would show
+        void* p = aligned_alloc(Opaque(align), Opaque(size));
+        ASSERT_NE(p, nullptr);
+        EXPECT_TRUE(Aligned(p, align)) << "aligned_alloc(" << align << ", " << size << ")";
+        blocks.push_back(p);
+        void* q = nullptr;
+        ASSERT_EQ(posix_memalign(&q, Opaque(align), Opaque(size)), 0);
+        EXPECT_TRUE(Aligned(q, align)) << "posix_memalign(" << align << ", " << size << ")";
+        blocks.push_back(q);
+        void* r = memalign(Opaque(align), Opaque(size));
+        ASSERT_NE(r, nullptr);
+        EXPECT_TRUE(Aligned(r, align)) << "memalign(" << align << ", " << size << ")";
+        blocks.push_back(r);
+      }
+      for (void* b : blocks) free(b);
+    }
+  }
+  void* p = memalign(Opaque(0), 10);  // glibc: malloc
+  ASSERT_NE(p, nullptr);
   free(p);
 }
 

@@ -50,6 +50,27 @@ TEST(Scope, EnterReturnsPreviousAndExitRestores) {
   EXPECT_EQ(pmalloc_destroy_pool(b), 0);
 }
 
+// A scope serves malloc and new, which promise 16-byte alignment: a pool created with a
+// smaller alignment cannot be one.
+TEST(Scope, PoolAlignedBelowMallocIsEinval) {
+  pmalloc_pool* narrow = pmalloc_create_pool("scope-narrow", 0, 3, PMALLOC_POOL_MANUAL);
+  ASSERT_NE(narrow, nullptr);
+  errno = 0;
+  EXPECT_EQ(pmalloc_scope_enter(narrow), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(pmalloc_scope_current(), nullptr);
+  pmalloc_pool* wide = pmalloc_create_pool("scope-wide", 0, 6, PMALLOC_POOL_MANUAL);
+  ASSERT_NE(wide, nullptr);
+  EXPECT_EQ(pmalloc_scope_enter(wide), nullptr);
+  void* p = malloc(Opaque(3));
+  pmalloc_scope_exit(nullptr);
+  EXPECT_EQ(pmalloc_pool_of(p), wide);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u);
+  free(p);
+  EXPECT_EQ(pmalloc_destroy_pool(narrow), 0);
+  EXPECT_EQ(pmalloc_destroy_pool(wide), 0);
+}
+
 TEST(Scope, InvalidPoolIsEinvalAndLeavesScope) {
   alignas(64) char junk[256] = {};
   errno = 0;

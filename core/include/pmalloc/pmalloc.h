@@ -149,7 +149,8 @@ PMALLOC_EXPORT struct pmalloc_pool *pmalloc_default_pool(void);
  * where it is (a pool block stays in its pool; fails with EPERM once protected).
  * pmalloc_scope_enter(pool) sets the scope and returns the previous one (NULL: untagged);
  * pmalloc_scope_exit(prev) restores it. A NULL pool makes the thread untagged.
- * Errors: EINVAL for an invalid pool (scope unchanged). Under PMALLOC_CONF=disable:true
+ * Errors: EINVAL for an invalid pool, or one created with align_order 1-3 (malloc and new
+ * promise 16-byte alignment); the scope is then unchanged. Under PMALLOC_CONF=disable:true
  * the scope stays untagged. Cost: one thread-local store. Async-signal-safe. */
 PMALLOC_EXPORT struct pmalloc_pool *pmalloc_scope_enter(struct pmalloc_pool *pool);
 PMALLOC_EXPORT void pmalloc_scope_exit(struct pmalloc_pool *prev);
