@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the build tree into a scratch prefix, then builds and runs a consumer project
-# against it: C++ through find_package(pmalloc CONFIG), C through pkg-config.
+# against it: C++ through find_package(pmalloc CONFIG), C and C++ through pkg-config.
 # Usage: install_test.sh BUILD_DIR CONSUMER_SOURCE_DIR SCRATCH_DIR
 set -euo pipefail
 build=$1 src=$2 scratch=$3
@@ -18,4 +18,5 @@ ldd "$scratch/build/minimal_c" | grep -F "$prefix" >/dev/null ||
   { echo "minimal_c does not load the installed libpmalloc" >&2; exit 1; }
 "$scratch/build/minimal_c"
 "$scratch/build/minimal_cpp"
+"$scratch/build/minimal_cpp_pc"
 echo "install test: OK"
