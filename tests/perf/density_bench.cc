@@ -4,7 +4,8 @@
 //   mapped_ratio      stats.mapped_bytes / requested (includes the unused tail of the last
 //                     area, which is mapped but never touched);
 //   rss_ratio         Rss of the pool's areas (/proc/self/smaps) / requested;
-//   rss_ratio_slack   (Rss - one area) / requested: the target's "plus one area of slack";
+//   rss_ratio_slack   (Rss - the largest area) / requested: the target's "plus one area of
+//                     slack" (areas grow with the pool up to 1 MiB);
 //   jemalloc_classes  sum(nallocx(size)) / requested: jemalloc's size-class rounding alone,
 //                     for reference (its real footprint adds slabs and metadata).
 // BM_Density/<MiB>/0: allocations only. BM_Density/<MiB>/1: then free a random half and
@@ -12,6 +13,7 @@
 #include <jemalloc/jemalloc.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -26,23 +28,33 @@ namespace {
 
 constexpr size_t kRefill = size_t{64} << 10;
 
-// Sum of the Rss of every mapping named for `pool_name` in /proc/self/smaps, in bytes.
-size_t PoolRss(const std::string& pool_name) {
+struct PoolMemory {
+  size_t rss = 0;           // bytes resident in the pool's mappings
+  size_t largest_area = 0;  // size of its largest mapping (one area)
+};
+
+// Rss of every mapping of `pool` in /proc/self/smaps. Mappings are found by address
+// (pmalloc_pool_of of their first byte), not by name: writable areas are anonymous and
+// named only where the kernel has CONFIG_ANON_VMA_NAME. Each area is its own mapping (the
+// reserved, inaccessible window separates areas).
+PoolMemory PoolRss(pmalloc_pool* pool) {
   std::ifstream smaps("/proc/self/smaps");
-  const std::string tag = "pmalloc:" + pool_name + " ";
   std::string line;
   bool in_pool = false;
-  size_t kib = 0;
+  PoolMemory m;
   while (std::getline(smaps, line)) {
     // Mapping header lines start with "start-end"; field lines with "Name:".
     const std::string first = line.substr(0, line.find(' '));
     if (first.find('-') != std::string::npos && first.find(':') == std::string::npos) {
-      in_pool = (line + " ").find(tag) != std::string::npos;
+      const uintptr_t start = std::stoull(first.substr(0, first.find('-')), nullptr, 16);
+      const uintptr_t end = std::stoull(first.substr(first.find('-') + 1), nullptr, 16);
+      in_pool = pmalloc_pool_of(reinterpret_cast<void*>(start)) == pool;
+      if (in_pool) m.largest_area = std::max<size_t>(m.largest_area, end - start);
       continue;
     }
-    if (in_pool && line.rfind("Rss:", 0) == 0) kib += std::stoul(line.substr(4));
+    if (in_pool && line.rfind("Rss:", 0) == 0) m.rss += std::stoul(line.substr(4)) << 10;
   }
-  return kib << 10;
+  return m;
 }
 
 void BM_Density(benchmark::State& state) {
@@ -85,10 +97,16 @@ void BM_Density(benchmark::State& state) {
     }
     pmalloc_stats st{};
     pmalloc_pool_stats(pool, &st);
-    const size_t rss = PoolRss(name);
+    const PoolMemory mem = PoolRss(pool);
+    if (mem.rss == 0) {
+      state.SkipWithError("no resident pool mapping found in /proc/self/smaps");
+      break;
+    }
+    const size_t rss = mem.rss;
     mapped_ratio = static_cast<double>(st.mapped_bytes) / requested;
     rss_ratio = static_cast<double>(rss) / requested;
-    rss_slack = static_cast<double>(rss > kRefill ? rss - kRefill : 0) / requested;
+    rss_slack = static_cast<double>(rss > mem.largest_area ? rss - mem.largest_area : 0) /
+                requested;
     je_ratio = static_cast<double>(je_bytes) / requested;
     for (const Block& b : blocks) pfree(pool, b.p);
     pmalloc_destroy_pool(pool);
