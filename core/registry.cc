@@ -69,6 +69,10 @@ void StaticMapName(const char* name, char* out, size_t size) {
 // the move fails the range is still mprotected, and one line says so. mprotect follows
 // in every case, on every lockdown (cheap, and restores PROT_READ if it was changed).
 bool ProtectRange(LockdownRange& r, bool seal, int* err) {
+  // A write into a protected range gets a report naming it. Installed here, when a range is
+  // first protected, not when it registers (every module constructor registers, libpmalloc's
+  // own included): a process that never locks down keeps its signal dispositions.
+  InstallFaultHandler();
   if (!r.shared && GetConfig().protect_shared) {
     char map_name[128];
     StaticMapName(r.name, map_name, sizeof(map_name));
@@ -141,10 +145,6 @@ int Registry::Lockdown(unsigned flags) {
   const bool seal = (flags & PMALLOC_LOCKDOWN_SEAL) != 0;
   int err = 0;
   SpinLockHolder h(&registry_lock);
-  // A write into a protected range gets a report naming it. Installed here, not when a
-  // range registers (every module constructor, libpmalloc's own included), so a process
-  // that never locks down keeps its signal dispositions untouched.
-  if (range_count.load(std::memory_order_relaxed) != 0) InstallFaultHandler();
   for (Pool* p = pools; p != nullptr; p = p->next) {
     if ((p->flags() & PMALLOC_POOL_MANUAL) != 0) continue;
     if ((seal ? p->Seal() : p->Protect()) != 0 && err == 0) err = errno;
@@ -179,7 +179,6 @@ int Registry::RegisterRange(void* start, size_t len, const char* name) {
   r.sealed.store(false, std::memory_order_relaxed);
   r.shared = false;
   if (locked_down.load(std::memory_order_relaxed)) {
-    InstallFaultHandler();  // as Lockdown does
     int err = 0;
     if (!ProtectRange(r, /*seal=*/false, &err)) {
       errno = err;

@@ -29,7 +29,7 @@ void* MemalignGlibc(size_t align, size_t size) {
     errno = EINVAL;
     return nullptr;
   }
-  if (align < 2) return route::Memalign(1, size);  // memalign(0, n) is malloc(n)
+  if (align == 0) align = 1;  // memalign(0, n) is malloc(n)
   if (!IsPowerOfTwo(align)) align = size_t{1} << (64 - __builtin_clzl(align));
   return route::Memalign(align, size);
 }

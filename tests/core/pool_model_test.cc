@@ -29,11 +29,12 @@
 namespace {
 
 struct Block {
-  size_t pool;     // index into the test's pools
-  size_t size;     // requested
-  size_t usable;   // pmalloc_usable_size at allocation
-  uint8_t fill;    // every byte of [0, size) holds this
-  bool protected_; // its area was protected (writes would fault; pfree only accounts)
+  size_t pool;       // index into the test's pools
+  size_t size;       // requested
+  size_t usable;     // pmalloc_usable_size at allocation
+  uint8_t fill;      // every byte of [0, size) holds this (unless `text` is set)
+  bool protected_;   // its area was protected (writes would fault; pfree only accounts)
+  std::string text;  // pstrdup blocks: the string they hold
 };
 
 struct PoolModel {
@@ -58,8 +59,7 @@ class Model {
       m.align = orders[i] == 0 ? 16 : size_t{1} << orders[i];
       const std::string name = "model-" + std::to_string(seed_) + "-" + std::to_string(i);
       m.pool = pmalloc_create_pool(name.c_str(), i == 3 ? 4096 : 0, orders[i],
-                                   PMALLOC_POOL_MANUAL |
-                                       (m.growable ? PMALLOC_POOL_GROWABLE : 0u));
+                                   PMALLOC_POOL_MANUAL | (m.growable ? PMALLOC_POOL_GROWABLE : 0u));
       ASSERT_NE(m.pool, nullptr) << "errno " << errno;
       pools_.push_back(m);
     }
@@ -78,10 +78,14 @@ class Model {
 
   size_t RandomSize() {
     switch (Pick(8)) {
-      case 0: return 0;
-      case 1: return 1 + Pick(8);
-      case 2: return 4096 + Pick(20000);  // beyond a 4 KiB refill
-      default: return 1 + Pick(512);
+      case 0:
+        return 0;
+      case 1:
+        return 1 + Pick(8);
+      case 2:
+        return 4096 + Pick(20000);  // beyond a 4 KiB refill
+      default:
+        return 1 + Pick(512);
     }
   }
 
@@ -173,9 +177,7 @@ class Model {
     }
     const uint8_t fill = static_cast<uint8_t>(Pick(256));
     if (kind != 3) memset(p, fill, size);
-    live_[a] = Block{pi, size, usable, fill, false};
-    if (kind == 3) live_[a].fill = 0;  // checked as a string instead
-    strings_[a] = kind == 3 ? text : std::string();
+    live_[a] = Block{pi, size, usable, fill, false, text};
     ++m.live_allocs;
     m.live_bytes += usable;
   }
@@ -191,7 +193,6 @@ class Model {
     --m.live_allocs;
     m.live_bytes -= it->second.usable;
     if (it->second.protected_) m.freed_after_protect += it->second.usable;
-    strings_.erase(it->first);
     live_.erase(it);
   }
 
@@ -199,9 +200,8 @@ class Model {
     const auto* bytes = reinterpret_cast<const uint8_t*>(a);
     ASSERT_EQ(pmalloc_pool_of(bytes), pools_[b.pool].pool) << Where();
     ASSERT_EQ(pmalloc_usable_size(bytes), b.usable) << Where();
-    const std::string& s = strings_[a];
-    if (!s.empty()) {
-      ASSERT_STREQ(reinterpret_cast<const char*>(bytes), s.c_str()) << Where();
+    if (!b.text.empty()) {
+      ASSERT_STREQ(reinterpret_cast<const char*>(bytes), b.text.c_str()) << Where();
       return;
     }
     for (size_t i = 0; i < b.size; ++i) {
@@ -213,8 +213,7 @@ class Model {
     for (const auto& [a, b] : live_) {
       CheckBlock(a, b);
       if (::testing::Test::HasFatalFailure()) return;
-      ASSERT_EQ(pmalloc_is_protected(reinterpret_cast<void*>(a)), b.protected_ ? 1 : 0)
-          << Where();
+      ASSERT_EQ(pmalloc_is_protected(reinterpret_cast<void*>(a)), b.protected_ ? 1 : 0) << Where();
     }
     for (const PoolModel& m : pools_) {
       pmalloc_stats s{};
@@ -249,7 +248,6 @@ class Model {
   int step_ = 0;
   std::vector<PoolModel> pools_;
   std::map<uintptr_t, Block> live_;
-  std::map<uintptr_t, std::string> strings_;
 };
 
 class PoolModelTest : public ::testing::TestWithParam<uint32_t> {};
