@@ -21,8 +21,8 @@
 #include <map>
 #include <mutex>
 #include <new>
-#include <shared_mutex>
 #include <random>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 
@@ -38,7 +38,7 @@ struct Block {
   uint8_t fill;
   pmalloc_pool* pool;  // nullptr: the heap
   Kind kind;
-  size_t align;        // for kNewAligned
+  size_t align;  // for kNewAligned
 };
 
 // The blocks both threads share: one lock around the model, not around the allocator.
@@ -195,7 +195,7 @@ class Worker {
         const size_t align = size_t{1} << (5 + Pick(8));
         {
           InScope in(scope);
-          p = ::operator new(size, std::align_val_t{align});
+          p = ::operator new (size, std::align_val_t{align});
         }
         ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u) << Where();
         return Record(p, size, scope, Kind::kNewAligned, align);
@@ -268,7 +268,7 @@ class Worker {
       case Kind::kNewArray:
         return ::operator delete[](p, b.size);
       case Kind::kNewAligned:
-        return ::operator delete(p, b.size, std::align_val_t{b.align});
+        return ::operator delete (p, b.size, std::align_val_t{b.align});
     }
   }
 
@@ -281,8 +281,7 @@ class FaceModelTest : public ::testing::TestWithParam<uint32_t> {};
 
 TEST_P(FaceModelTest, TwoThreadsMatchTheModel) {
   pools[0] = pmalloc_create_pool("face-model-a", 0, 0, PMALLOC_POOL_MANUAL);
-  pools[1] = pmalloc_create_pool("face-model-b", 0, 0,
-                                 PMALLOC_POOL_MANUAL | PMALLOC_POOL_GROWABLE);
+  pools[1] = pmalloc_create_pool("face-model-b", 0, 0, PMALLOC_POOL_MANUAL | PMALLOC_POOL_GROWABLE);
   ASSERT_NE(pools[0], nullptr);
   ASSERT_NE(pools[1], nullptr);
   std::thread other([] { Worker(GetParam(), 1).Run(15000); });
@@ -293,7 +292,7 @@ TEST_P(FaceModelTest, TwoThreadsMatchTheModel) {
     ASSERT_TRUE(Intact(a, b));
     void* p = reinterpret_cast<void*>(a);
     if (b.kind == Kind::kNewAligned) {
-      ::operator delete(p, std::align_val_t{b.align});
+      ::operator delete (p, std::align_val_t{b.align});
     } else if (b.kind == Kind::kNewArray) {
       ::operator delete[](p);
     } else if (b.kind == Kind::kNew) {
