@@ -138,8 +138,7 @@ bool MapArea(void* addr, size_t size, const char* name) {
   return true;
 }
 
-bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name,
-                         CopyPages pages) {
+bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name, CopyPages pages) {
   const int fd = static_cast<int>(syscall(SYS_memfd_create, name, MFD_CLOEXEC));
   if (fd < 0) return false;
   const size_t page = PageSize();

@@ -76,8 +76,7 @@ bool ProtectRange(LockdownRange& r, bool seal, int* err) {
   if (!r.shared && GetConfig().protect_shared) {
     char map_name[128];
     StaticMapName(r.name, map_name, sizeof(map_name));
-    if (platform::RemapSharedReadOnly(r.start, r.len, r.len, map_name,
-                                      platform::CopyPages::kAll)) {
+    if (platform::RemapSharedReadOnly(r.start, r.len, r.len, map_name, platform::CopyPages::kAll)) {
       r.shared = true;
     } else {
       LogLine line;

@@ -3,8 +3,8 @@
 // sealing, neighbours that stay writable, and the refusal of a range that is not whole
 // pages.
 #include <dlfcn.h>
-#include <fcntl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -147,7 +147,8 @@ TEST(RoAfterInit, WriteAfterLockdownIsReported) {
       },
       testing::KilledBySignal(SIGSEGV),
       "locked down\n(.*\n)?pmalloc: write to protected static range of "
-      "'[^']*compat_ro_after_init_test' " + at + " by ");
+      "'[^']*compat_ro_after_init_test' " +
+          at + " by ");
   EXPECT_EXIT(
       {
         LockDown();

@@ -220,8 +220,8 @@ TEST(Areas, GrowWithTheLivePool) {
   const pmalloc_stats s = Stats(pool);
   EXPECT_EQ(s.live_bytes, kTotal);
   EXPECT_GT(s.areas, 64u);
-  EXPECT_LT(s.areas, 80u);  // 71 measured
-  EXPECT_LE(s.mapped_bytes, kTotal + (size_t{1} << 20));  // at most one area of slack
+  EXPECT_LT(s.areas, 80u);                                        // 71 measured
+  EXPECT_LE(s.mapped_bytes, kTotal + (size_t{1} << 20));          // at most one area of slack
   EXPECT_EQ(pmalloc_protect_pool(pool), 0) << "errno " << errno;  // every area protects
   EXPECT_EQ(Stats(pool).is_protected, 1);
 }

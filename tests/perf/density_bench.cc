@@ -105,8 +105,8 @@ void BM_Density(benchmark::State& state) {
     const size_t rss = mem.rss;
     mapped_ratio = static_cast<double>(st.mapped_bytes) / requested;
     rss_ratio = static_cast<double>(rss) / requested;
-    rss_slack = static_cast<double>(rss > mem.largest_area ? rss - mem.largest_area : 0) /
-                requested;
+    rss_slack =
+        static_cast<double>(rss > mem.largest_area ? rss - mem.largest_area : 0) / requested;
     je_ratio = static_cast<double>(je_bytes) / requested;
     for (const Block& b : blocks) pfree(pool, b.p);
     pmalloc_destroy_pool(pool);

@@ -10,8 +10,8 @@
 
 #include <cstddef>
 #include <limits>
-#include <string>
 #include <new>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -60,8 +60,7 @@ class Pool {
     const std::string n(name);
     const unsigned flags = (options.growable ? PMALLOC_POOL_GROWABLE : 0u) |
                            (options.manual ? PMALLOC_POOL_MANUAL : 0u);
-    pmalloc_pool* p =
-        pmalloc_create_pool(n.c_str(), options.refill, options.align_order, flags);
+    pmalloc_pool* p = pmalloc_create_pool(n.c_str(), options.refill, options.align_order, flags);
     if (p == nullptr) return detail::FromErrno(errno, "pmalloc_create_pool", n.c_str());
     return Pool(p);
   }
