@@ -1,7 +1,6 @@
 // The C API of pmalloc.h: argument checks and errno, then one call into the pool or the
 // registry.
 #include <errno.h>
-
 #include <jemalloc/jemalloc.h>
 
 #include <cstring>
@@ -41,9 +40,7 @@ void* JemallocAlloc(size_t size, size_t align, bool zero) {
 }
 
 // n * size, or false on overflow.
-bool Multiply(size_t n, size_t size, size_t* out) {
-  return !__builtin_mul_overflow(n, size, out);
-}
+bool Multiply(size_t n, size_t size, size_t* out) { return !__builtin_mul_overflow(n, size, out); }
 
 }  // namespace
 
@@ -60,7 +57,6 @@ int pmalloc_prealloc(pmalloc_pool* handle, size_t size) {
   return Disabled() ? 0 : pool->Prealloc(size);
 }
 
-
 void* pzalloc(pmalloc_pool* handle, size_t size) {
   Pool* pool = FromHandle(handle);
   if (pool == nullptr) return nullptr;
@@ -75,7 +71,8 @@ void* pmalloc_aligned(pmalloc_pool* handle, size_t size, size_t align) {
     errno = EINVAL;
     return nullptr;
   }
-  if (Disabled()) return JemallocAlloc(size, align > pool->alignment() ? align : pool->alignment(), false);
+  if (Disabled())
+    return JemallocAlloc(size, align > pool->alignment() ? align : pool->alignment(), false);
   return pool->Allocate(size, align, false);
 }
 

@@ -69,11 +69,20 @@ bool ParseSize(Slice v, size_t* out) {
   int shift = 0;
   if (p < v.end) {
     switch (*p | 0x20) {
-      case 'k': shift = 10; break;
-      case 'm': shift = 20; break;
-      case 'g': shift = 30; break;
-      case 't': shift = 40; break;
-      default: return false;
+      case 'k':
+        shift = 10;
+        break;
+      case 'm':
+        shift = 20;
+        break;
+      case 'g':
+        shift = 30;
+        break;
+      case 't':
+        shift = 40;
+        break;
+      default:
+        return false;
     }
     ++p;
   }

@@ -27,9 +27,13 @@ struct MetaAllocator {
   }
   void deallocate(T* p, size_t) { MetaFree(p); }
   template <class U>
-  bool operator==(const MetaAllocator<U>&) const { return true; }
+  bool operator==(const MetaAllocator<U>&) const {
+    return true;
+  }
   template <class U>
-  bool operator!=(const MetaAllocator<U>&) const { return false; }
+  bool operator!=(const MetaAllocator<U>&) const {
+    return false;
+  }
 };
 
 // new/delete for metadata objects.

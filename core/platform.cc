@@ -106,8 +106,7 @@ size_t PageSize() {
 void* Reserve(size_t size, size_t align) {
   // Over-reserve, then trim both ends to get the alignment.
   const size_t total = size + align;
-  void* raw = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+  void* raw = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) return nullptr;
   const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t aligned = (start + align - 1) & ~(align - 1);
@@ -118,16 +117,16 @@ void* Reserve(size_t size, size_t align) {
 }
 
 void* AllocatePages(size_t size) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 
 bool FreePages(void* addr, size_t size) { return munmap(addr, size) == 0; }
 
 bool MapArea(void* addr, size_t size, const char* name) {
-  void* p = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-                 -1, 0);
+  void* p =
+      mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   if (p == MAP_FAILED) return false;
   // Both hints are best effort: EINVAL without CONFIG_ANON_VMA_NAME (the area is named when
   // protect moves it onto a memfd) and without THP. Areas smaller than a huge page never
@@ -160,8 +159,8 @@ bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name,
 }
 
 bool Unmap(void* addr, size_t size) {
-  void* p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-                 -1, 0);
+  void* p =
+      mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   return p != MAP_FAILED;
 }
 

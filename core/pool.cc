@@ -45,8 +45,7 @@ size_t BlockBytes(const Area* a, size_t i, size_t bump) {
 Pool* Pool::Create(const char* name, size_t refill, unsigned align_order, unsigned flags) {
   if (name == nullptr || name[0] == '\0' || strlen(name) > PMALLOC_NAME_MAX ||
       align_order > kMaxAlignOrder ||
-      (flags & ~(PMALLOC_POOL_GROWABLE | PMALLOC_POOL_MANUAL)) != 0 ||
-      refill > kMaxAllocation) {
+      (flags & ~(PMALLOC_POOL_GROWABLE | PMALLOC_POOL_MANUAL)) != 0 || refill > kMaxAllocation) {
     errno = EINVAL;
     return nullptr;
   }
@@ -316,7 +315,9 @@ int Pool::ProtectLocked() {
   }
   if (shared_err != 0) {
     LogLine line;
-    line.Str("pmalloc: pool '").Str(name_).Str("': cannot move to a shared mapping (errno ")
+    line.Str("pmalloc: pool '")
+        .Str(name_)
+        .Str("': cannot move to a shared mapping (errno ")
         .Dec(static_cast<uint64_t>(shared_err))
         .Str("): protected with mprotect only, /proc/PID/mem can still write it");
     line.Emit();

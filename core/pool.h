@@ -98,8 +98,7 @@ class Pool {
   char name_[PMALLOC_NAME_MAX + 1] = {};
   char map_name_[PMALLOC_NAME_MAX + 16] = {};  // "pmalloc:<name>"
 
-  absl::base_internal::SpinLock lock_{absl::kConstInit,
-                                      absl::base_internal::SCHEDULE_KERNEL_ONLY};
+  absl::base_internal::SpinLock lock_{absl::kConstInit, absl::base_internal::SCHEDULE_KERNEL_ONLY};
   Area* areas_ ABSL_GUARDED_BY(lock_) = nullptr;
   Area* current_ ABSL_GUARDED_BY(lock_) = nullptr;  // writable area bump-allocated from
   bool protected_ ABSL_GUARDED_BY(lock_) = false;   // no writable area since last protect

@@ -31,8 +31,7 @@ struct LockdownRange {
   bool shared;  // moved onto a read-only shared memfd mapping (protect:shared)
 };
 
-ABSL_CONST_INIT SpinLock registry_lock(absl::kConstInit,
-                                       absl::base_internal::SCHEDULE_KERNEL_ONLY);
+ABSL_CONST_INIT SpinLock registry_lock(absl::kConstInit, absl::base_internal::SCHEDULE_KERNEL_ONLY);
 ABSL_CONST_INIT Pool* pools = nullptr;  // guarded by registry_lock
 ABSL_CONST_INIT std::atomic<Pool*> default_pool{nullptr};
 ABSL_CONST_INIT std::atomic<bool> locked_down{false};
@@ -102,8 +101,7 @@ bool ProtectRange(LockdownRange& r, bool seal, int* err) {
 
 }  // namespace
 
-Pool* Registry::CreatePool(const char* name, size_t refill, unsigned align_order,
-                           unsigned flags) {
+Pool* Registry::CreatePool(const char* name, size_t refill, unsigned align_order, unsigned flags) {
   (void)GetConfig();  // applies window: before the first area reserves the window
   Pool* pool = Pool::Create(name, refill, align_order, flags);
   if (pool == nullptr) return nullptr;

@@ -16,8 +16,7 @@ class Registry {
   static constexpr size_t kMaxRanges = 256;
 
   // Creates a pool and links it (nullptr with errno).
-  static Pool* CreatePool(const char* name, size_t refill, unsigned align_order,
-                          unsigned flags);
+  static Pool* CreatePool(const char* name, size_t refill, unsigned align_order, unsigned flags);
   // Releases the pool's pages and unlinks it; -1 with errno (pool intact on EBUSY/EPERM).
   static int DestroyPool(Pool* pool);
   // Protects (and with PMALLOC_LOCKDOWN_SEAL seals) every non-MANUAL pool and range.

@@ -66,8 +66,11 @@ void SizedAlignedDeleteX(void* p, size_t size, std::align_val_t align) noexcept 
 
 [[noreturn]] void BadPoolPointer(const char* call, const void* p) {
   LogLine line;
-  line.Str("pmalloc: ").Str(call).Str("(): invalid pointer ").Ptr(p).Str(
-      " (inside the pool window, in no live pool area)");
+  line.Str("pmalloc: ")
+      .Str(call)
+      .Str("(): invalid pointer ")
+      .Ptr(p)
+      .Str(" (inside the pool window, in no live pool area)");
   Fatal(line);
 }
 
@@ -89,10 +92,10 @@ __attribute__((constructor(101))) void ResolveJemalloc() {
   auto* n = reinterpret_cast<void* (*)(size_t)>(dlsym(handle, "_Znwm"));
   auto* nn = reinterpret_cast<void* (*)(size_t, const std::nothrow_t&) noexcept>(
       dlsym(handle, "_ZnwmRKSt9nothrow_t"));
-  auto* na = reinterpret_cast<void* (*)(size_t, std::align_val_t)>(
-      dlsym(handle, "_ZnwmSt11align_val_t"));
-  auto* nan = reinterpret_cast<void* (*)(size_t, std::align_val_t, const std::nothrow_t&)
-                                  noexcept>(dlsym(handle, "_ZnwmSt11align_val_tRKSt9nothrow_t"));
+  auto* na =
+      reinterpret_cast<void* (*)(size_t, std::align_val_t)>(dlsym(handle, "_ZnwmSt11align_val_t"));
+  auto* nan = reinterpret_cast<void* (*)(size_t, std::align_val_t, const std::nothrow_t&) noexcept>(
+      dlsym(handle, "_ZnwmSt11align_val_tRKSt9nothrow_t"));
   auto* sd = reinterpret_cast<void (*)(void*, size_t) noexcept>(dlsym(handle, "_ZdlPvm"));
   auto* sad = reinterpret_cast<void (*)(void*, size_t, std::align_val_t) noexcept>(
       dlsym(handle, "_ZdlPvmSt11align_val_t"));
@@ -120,10 +123,11 @@ __attribute__((constructor(101))) void ResolveJemalloc() {
 
 }  // namespace
 
-ABSL_CONST_INIT JeFns je = {{&MallocX},      {&FreeX},          {&CallocX},
-                            {&ReallocX},     {&NewX},           {&NewNothrowX},
-                            {&NewAlignedX},  {&NewAlignedNothrowX}, {&SizedDeleteX},
-                            {&SizedAlignedDeleteX}};
+ABSL_CONST_INIT JeFns je = {{&MallocX},      {&FreeX},
+                            {&CallocX},      {&ReallocX},
+                            {&NewX},         {&NewNothrowX},
+                            {&NewAlignedX},  {&NewAlignedNothrowX},
+                            {&SizedDeleteX}, {&SizedAlignedDeleteX}};
 
 void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero) noexcept {
   return pool->Allocate(size, align, zero);

@@ -106,8 +106,6 @@ void CellRight(LogLine& line, const char* s, size_t width) {
   line.Str(s);
 }
 
-
-
 void PrintRow(Pool* pool, void*) {
   pmalloc_stats s;
   pool->Stats(&s);

@@ -26,8 +26,7 @@ struct Range {
   size_t len;
 };
 
-ABSL_CONST_INIT SpinLock window_lock(absl::kConstInit,
-                                     absl::base_internal::SCHEDULE_KERNEL_ONLY);
+ABSL_CONST_INIT SpinLock window_lock(absl::kConstInit, absl::base_internal::SCHEDULE_KERNEL_ONLY);
 ABSL_CONST_INIT size_t requested_size = kDefaultWindowSize;
 ABSL_CONST_INIT uintptr_t carve_next = 0;  // first never-used address
 // Address ranges of destroyed areas; reused only when the window is otherwise full, so a

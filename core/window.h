@@ -27,9 +27,9 @@ inline constexpr size_t kDefaultWindowSize = size_t{64} << 30;
 // a start bit and a live bit per unit.
 struct Area {
   uintptr_t base = 0;
-  size_t size = 0;   // mapped bytes (page multiple)
-  size_t span = 0;   // reserved bytes, including the trailing guard
-  size_t bump = 0;   // bytes from base ever handed out (REQUIRES pool lock)
+  size_t size = 0;  // mapped bytes (page multiple)
+  size_t span = 0;  // reserved bytes, including the trailing guard
+  size_t bump = 0;  // bytes from base ever handed out (REQUIRES pool lock)
   std::atomic<bool> writable{true};
   std::atomic<bool> sealed{false};
   Pool* pool = nullptr;

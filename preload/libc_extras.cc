@@ -60,8 +60,8 @@ int Clamp(size_t v) { return v > INT_MAX ? INT_MAX : static_cast<int>(v); }
 extern "C" {
 
 PMALLOC_EXPORT int malloc_trim(size_t) noexcept {
-  const int ok = mallctl("arena." PMALLOC_STR(MALLCTL_ARENAS_ALL) ".purge", nullptr, nullptr,
-                         nullptr, 0);
+  const int ok =
+      mallctl("arena." PMALLOC_STR(MALLCTL_ARENAS_ALL) ".purge", nullptr, nullptr, nullptr, 0);
   return ok == 0 ? 1 : 0;
 }
 

@@ -18,26 +18,21 @@ PMALLOC_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept {
 PMALLOC_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept {
   return route::NewNothrow(n);
 }
-PMALLOC_EXPORT void* operator new(size_t n, std::align_val_t a) {
-  return route::NewAligned(n, a);
-}
+PMALLOC_EXPORT void* operator new(size_t n, std::align_val_t a) { return route::NewAligned(n, a); }
 PMALLOC_EXPORT void* operator new[](size_t n, std::align_val_t a) {
   return route::NewAligned(n, a);
 }
 PMALLOC_EXPORT void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   return route::NewAlignedNothrow(n, a);
 }
-PMALLOC_EXPORT void* operator new[](size_t n, std::align_val_t a,
-                                    const std::nothrow_t&) noexcept {
+PMALLOC_EXPORT void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   return route::NewAlignedNothrow(n, a);
 }
 
 PMALLOC_EXPORT void operator delete(void* p) noexcept { route::Free(p); }
 PMALLOC_EXPORT void operator delete[](void* p) noexcept { route::Free(p); }
 PMALLOC_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { route::Free(p); }
-PMALLOC_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  route::Free(p);
-}
+PMALLOC_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { route::Free(p); }
 PMALLOC_EXPORT void operator delete(void* p, size_t n) noexcept { route::SizedFree(p, n); }
 PMALLOC_EXPORT void operator delete[](void* p, size_t n) noexcept { route::SizedFree(p, n); }
 PMALLOC_EXPORT void operator delete(void* p, std::align_val_t) noexcept { route::Free(p); }
@@ -45,8 +40,7 @@ PMALLOC_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { rout
 PMALLOC_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
   route::Free(p);
 }
-PMALLOC_EXPORT void operator delete[](void* p, std::align_val_t,
-                                      const std::nothrow_t&) noexcept {
+PMALLOC_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
   route::Free(p);
 }
 PMALLOC_EXPORT void operator delete(void* p, size_t n, std::align_val_t a) noexcept {

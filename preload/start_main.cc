@@ -14,8 +14,7 @@
 namespace {
 
 using MainFn = int (*)(int, char**, char**);
-using StartFn = int (*)(MainFn, int, char**, void (*)(void), void (*)(void), void (*)(void),
-                        void*);
+using StartFn = int (*)(MainFn, int, char**, void (*)(void), void (*)(void), void (*)(void), void*);
 
 MainFn real_main = nullptr;
 

@@ -37,8 +37,7 @@ TEST(CreatePool, RejectsBadArguments) {
   EXPECT_EQ(pmalloc_create_pool("", 0, 0, 0), nullptr);
   EXPECT_EQ(errno, EINVAL);
   errno = 0;
-  EXPECT_EQ(pmalloc_create_pool(std::string(PMALLOC_NAME_MAX + 1, 'x').c_str(), 0, 0, 0),
-            nullptr);
+  EXPECT_EQ(pmalloc_create_pool(std::string(PMALLOC_NAME_MAX + 1, 'x').c_str(), 0, 0, 0), nullptr);
   EXPECT_EQ(errno, EINVAL);
   errno = 0;
   EXPECT_EQ(pmalloc_create_pool("bad-order", 0, 31, 0), nullptr);

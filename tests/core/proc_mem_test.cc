@@ -158,8 +158,8 @@ TEST(ProcMem, ManyAreasKeepTheirBytes) {
 // only that area; the first one is not copied again.
 TEST(ProcMem, GrowablePoolProtectsNewAreasToo) {
   if (MprotectMode()) GTEST_SKIP() << "protect:shared only";
-  pmalloc_pool* pool = pmalloc_create_pool("procmem-grow", 0, 0,
-                                           PMALLOC_POOL_GROWABLE | PMALLOC_POOL_MANUAL);
+  pmalloc_pool* pool =
+      pmalloc_create_pool("procmem-grow", 0, 0, PMALLOC_POOL_GROWABLE | PMALLOC_POOL_MANUAL);
   char* first = pstrdup(pool, "first");
   ASSERT_EQ(pmalloc_protect_pool(pool), 0);
   char* second = pstrdup(pool, "second");

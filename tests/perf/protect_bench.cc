@@ -2,9 +2,9 @@
 // mprotect call per area (PMALLOC_CONF=protect:mprotect) or moves each area onto a shared
 // memfd mapping (protect:shared, the default: one copy of the touched pages), so its cost
 // follows the number of areas and the bytes, not the number of allocations.
-// tests/perf/protect_modes.sh runs these under both modes side by side. References on plain anonymous memory of
-// the same size: one mprotect over the whole range, and one mprotect per 4 KiB page (what a
-// per-allocation or per-page protector pays).
+// tests/perf/protect_modes.sh runs these under both modes side by side. References on plain
+// anonymous memory of the same size: one mprotect over the whole range, and one mprotect per 4 KiB
+// page (what a per-allocation or per-page protector pays).
 //
 // Arguments: pool MiB, refill KiB (0: the default 64 KiB), allocation size.
 // Counters: areas = mprotect calls made by pmalloc_protect_pool; allocs.
@@ -238,11 +238,7 @@ BENCHMARK(BM_ForkWithProtectedPool)
     ->Args({256, 0})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_PoolMemory)
-    ->Arg(256)
-    ->UseManualTime()
-    ->Iterations(1)
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PoolMemory)->Arg(256)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprotectAnon)
     ->ArgsProduct({{1, 16, 256, 1024}, {0, 1}})
     ->UseManualTime()

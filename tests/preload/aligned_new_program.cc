@@ -43,7 +43,7 @@ int main() {
 
     auto* nt = new (std::nothrow) CacheLine;
     misaligned += nt == nullptr || !IsAligned(nt);
-    ::operator delete(nt, std::align_val_t{alignof(CacheLine)}, std::nothrow);
+    ::operator delete (nt, std::align_val_t{alignof(CacheLine)}, std::nothrow);
 
     auto* small = new int(round);  // sized delete of a plain object
     sum += static_cast<uint64_t>(*small);
@@ -64,7 +64,7 @@ int main() {
     misaligned += !IsAligned(vec.data());
   }
   for (const auto& [k, s] : u) sum += static_cast<uint64_t>(k) + s.size();
-  std::printf("sum=%llu misaligned=%d keys=%zu\n", static_cast<unsigned long long>(sum),
-              misaligned, m.size());
+  std::printf("sum=%llu misaligned=%d keys=%zu\n", static_cast<unsigned long long>(sum), misaligned,
+              m.size());
   return misaligned == 0 ? 0 : 1;
 }

@@ -21,8 +21,8 @@ int main(int argc, char** argv) {
     free(before);
     return err == nullptr ? 1 : 0;
   }
-  auto create = reinterpret_cast<pmalloc_pool* (*)(const char*, size_t, unsigned short,
-                                                   unsigned)>(dlsym(h, "pmalloc_create_pool"));
+  auto create = reinterpret_cast<pmalloc_pool* (*)(const char*, size_t, unsigned short, unsigned)>(
+      dlsym(h, "pmalloc_create_pool"));
   auto alloc = reinterpret_cast<void* (*)(pmalloc_pool*, size_t)>(dlsym(h, "pmalloc"));
   auto pfree = reinterpret_cast<void (*)(pmalloc_pool*, const void*)>(dlsym(h, "pfree"));
   auto pool_of = reinterpret_cast<pmalloc_pool* (*)(const void*)>(dlsym(h, "pmalloc_pool_of"));

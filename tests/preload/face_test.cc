@@ -11,7 +11,6 @@
 #include <cstring>
 #include <new>
 #include <string>
-
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -44,10 +43,10 @@ std::string Definer(const char* sym) {
 }
 
 TEST(Face, EntryPointsResolveToPmalloc) {
-  for (const char* sym : {"malloc", "free", "calloc", "realloc", "reallocarray",
-                          "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc",
-                          "malloc_usable_size", "__libc_malloc", "__libc_memalign", "mallinfo2",
-                          "malloc_trim", "_Znwm", "_ZdlPvm", "_ZnwmSt11align_val_t"}) {
+  for (const char* sym :
+       {"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
+        "memalign", "valloc", "pvalloc", "malloc_usable_size", "__libc_malloc", "__libc_memalign",
+        "mallinfo2", "malloc_trim", "_Znwm", "_ZdlPvm", "_ZnwmSt11align_val_t"}) {
     EXPECT_NE(Definer(sym).find("libpmalloc"), std::string::npos) << sym;
   }
 }
@@ -101,7 +100,7 @@ TEST(Face, ReallocSemantics) {
   EXPECT_EQ(errno, ENOMEM);
   EXPECT_EQ(memcmp(p, "12345", 5), 0);
   EXPECT_EQ(realloc(p, Opaque(0)), nullptr);  // glibc: frees, returns NULL
-  void* q = realloc(nullptr, Opaque(0));       // malloc(0)
+  void* q = realloc(nullptr, Opaque(0));      // malloc(0)
   EXPECT_NE(q, nullptr);
   free(q);
 }
@@ -280,16 +279,16 @@ TEST(Face, OperatorNewForms) {
     ::operator delete[](p, 0, al);
   }
   ::operator delete(nullptr, 10);
-  ::operator delete(nullptr, 10, std::align_val_t{64});
+  ::operator delete (nullptr, 10, std::align_val_t{64});
 }
 
 TEST(Face, NewThrowsNothrowReturnsNull) {
   EXPECT_THROW((void)::operator new(Opaque(SIZE_MAX - 4096)), std::bad_alloc);
   EXPECT_THROW((void)::operator new[](Opaque(SIZE_MAX - 4096)), std::bad_alloc);
-  EXPECT_THROW((void)::operator new(Opaque(SIZE_MAX - 4096), std::align_val_t{64}), std::bad_alloc);
+  EXPECT_THROW((void)::operator new (Opaque(SIZE_MAX - 4096), std::align_val_t{64}),
+               std::bad_alloc);
   EXPECT_EQ(::operator new(Opaque(SIZE_MAX - 4096), std::nothrow), nullptr);
-  EXPECT_EQ(::operator new[](Opaque(SIZE_MAX - 4096), std::align_val_t{64}, std::nothrow),
-            nullptr);
+  EXPECT_EQ(::operator new[](Opaque(SIZE_MAX - 4096), std::align_val_t{64}, std::nothrow), nullptr);
 }
 
 int handler_calls = 0;

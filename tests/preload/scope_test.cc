@@ -101,7 +101,7 @@ TEST(Scope, EveryAllocationFormComesFromThePool) {
     c_ptrs.push_back(strdup("a string duplicated by glibc's strdup"));
     news.push_back(::operator new(Opaque(24)));
     news.push_back(::operator new[](Opaque(24)));
-    news.push_back(::operator new(Opaque(24), std::align_val_t{64}));
+    news.push_back(::operator new (Opaque(24), std::align_val_t{64}));
     news.push_back(::operator new(Opaque(24), std::nothrow));
   }
   for (void* p : c_ptrs) {
@@ -116,7 +116,7 @@ TEST(Scope, EveryAllocationFormComesFromThePool) {
   for (void* p : c_ptrs) free(p);
   ::operator delete(news[0], 24);
   ::operator delete[](news[1]);
-  ::operator delete(news[2], 24, std::align_val_t{64});
+  ::operator delete (news[2], 24, std::align_val_t{64});
   ::operator delete(news[3], std::nothrow);
   EXPECT_EQ(Stats(pool).live_allocs, 0u);
   void* outside = malloc(Opaque(10));
@@ -130,7 +130,8 @@ TEST(Scope, StlContainersComeFromThePool) {
   {
     pmalloc::ScopedPool scope(pool);
     std::vector<std::string> v;
-    for (int i = 0; i < 100; ++i) v.push_back("a long string that needs the heap #" + std::to_string(i));
+    for (int i = 0; i < 100; ++i)
+      v.push_back("a long string that needs the heap #" + std::to_string(i));
     EXPECT_EQ(pmalloc_pool_of(v.data()), pool);
     EXPECT_EQ(pmalloc_pool_of(v[99].data()), pool);
     EXPECT_GT(Stats(pool).live_allocs, 100u);

@@ -49,8 +49,7 @@ struct pmalloc_pool; /* opaque */
  * (0: 16, the malloc default; at most 30).
  * Errors: EINVAL (NULL/empty/too long name, bad align_order, unknown flags), ENOMEM. */
 PMALLOC_EXPORT struct pmalloc_pool *pmalloc_create_pool(const char *name, size_t refill,
-                                                        unsigned short align_order,
-                                                        unsigned flags);
+                                                        unsigned short align_order, unsigned flags);
 
 /* Makes sure the pool can serve `size` more bytes without taking a new area.
  * Errors: EINVAL (NULL pool), EPERM (protected, not growable), ENOMEM. */
@@ -136,8 +135,7 @@ struct pmalloc_stats {
 };
 
 /* Fills `out` with a consistent snapshot. Errors: EINVAL (NULL argument). */
-PMALLOC_EXPORT int pmalloc_pool_stats(const struct pmalloc_pool *pool,
-                                      struct pmalloc_stats *out);
+PMALLOC_EXPORT int pmalloc_pool_stats(const struct pmalloc_pool *pool, struct pmalloc_stats *out);
 
 /* The process-wide default lockable pool (GROWABLE, included in pmalloc_lockdown), created
  * on first use under the name "default". The target of GFP_LOCKABLE. NULL with ENOMEM if

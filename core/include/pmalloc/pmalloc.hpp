@@ -45,10 +45,10 @@ inline absl::Status FromErrno(int err, const char* call, const char* pool_name) 
 }  // namespace detail
 
 struct PoolOptions {
-  size_t refill = 0;              // minimum area size (0: 64 KiB)
-  unsigned short align_order = 0; // allocation alignment 1 << align_order (0: 16)
-  bool growable = false;          // may allocate after protect (PMALLOC_POOL_GROWABLE)
-  bool manual = false;            // left out of Lockdown() (PMALLOC_POOL_MANUAL)
+  size_t refill = 0;               // minimum area size (0: 64 KiB)
+  unsigned short align_order = 0;  // allocation alignment 1 << align_order (0: 16)
+  bool growable = false;           // may allocate after protect (PMALLOC_POOL_GROWABLE)
+  bool manual = false;             // left out of Lockdown() (PMALLOC_POOL_MANUAL)
 };
 
 // Owns a pmalloc pool. Move-only. The destructor destroys the pool; if that fails (live
@@ -153,9 +153,13 @@ class PoolAllocator {
   pmalloc_pool* pool() const noexcept { return pool_; }
 
   template <class U>
-  bool operator==(const PoolAllocator<U>& o) const noexcept { return pool_ == o.pool(); }
+  bool operator==(const PoolAllocator<U>& o) const noexcept {
+    return pool_ == o.pool();
+  }
   template <class U>
-  bool operator!=(const PoolAllocator<U>& o) const noexcept { return pool_ != o.pool(); }
+  bool operator!=(const PoolAllocator<U>& o) const noexcept {
+    return pool_ != o.pool();
+  }
 
  private:
   pmalloc_pool* pool_;

@@ -42,8 +42,8 @@ int main(int argc, char** argv) {
       }
     }
     // Mostly tiny sizes, as real programs: 8..64 bytes 3/4 of the time, up to 512 else.
-    const uint32_t size = static_cast<uint32_t>((r >> 20) & 3 ? 8 + ((r >> 24) & 56)
-                                                              : 8 + ((r >> 24) & 504));
+    const uint32_t size =
+        static_cast<uint32_t>((r >> 20) & 3 ? 8 + ((r >> 24) & 56) : 8 + ((r >> 24) & 504));
     s.cpp = (r >> 40) & 1;
     s.p = s.cpp ? ::operator new(size) : malloc(size);
     s.size = size;

@@ -14,9 +14,9 @@
  * Feature switch: compile with -DPMALLOC_LOCKABLE=0 and GFP_LOCKABLE is GFP_KERNEL, zones
  * are 0 and __ro_after_init is empty: the code generated is exactly that of the unported
  * source (checked by the test compat_fallback_same_code). Translation units built with
- * different settings mix safely (kfree asks where each pointer lives). At run time PMALLOC_CONF=disable:true (the preload
- * layer) makes every pool allocation plain heap memory; compat follows it with no code of
- * its own.
+ * different settings mix safely (kfree asks where each pointer lives). At run time
+ * PMALLOC_CONF=disable:true (the preload layer) makes every pool allocation plain heap memory;
+ * compat follows it with no code of its own.
  */
 #ifndef PMALLOC_COMPAT_GFP_H_
 #define PMALLOC_COMPAT_GFP_H_
