@@ -330,6 +330,22 @@ void PrintTable(const Report& r, const Totals& t, bool locked, const std::string
     } else {
       absl::PrintF("%s %s\n", p.kind, p.name);
     }
+    size_t writable = 0, sealed = 0;
+    uint64_t size = 0, resident = 0;
+    for (const AreaInfo& a : p.areas) {
+      writable += a.writable ? 1 : 0;
+      sealed += a.sealed ? 1 : 0;
+      size += a.size;
+      resident += a.resident;
+    }
+    absl::PrintF("  %d area(s), %s mapped, %s resident: %s%s\n", p.areas.size(), Human(size),
+                 Human(resident),
+                 writable == 0                ? "locked"
+                 : writable == p.areas.size() ? "writable"
+                                              : "partly writable",
+                 sealed == 0                ? ""
+                 : sealed == p.areas.size() ? ", sealed"
+                                            : ", partly sealed");
     for (const AreaInfo& a : p.areas) {
       absl::PrintF("  0x%x %12d bytes %12d resident  %s%s\n", a.start, a.size, a.resident,
                    a.writable     ? "writable"
