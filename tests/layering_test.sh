@@ -10,12 +10,12 @@
 set -u
 cd "${1:?usage: layering_test.sh <source dir>}" || exit 2
 
-# Rank of each core/ module (file name without .h/.cc). Keep in step with core/README.md.
+# Rank of each core/ module (file name without .h/.cc/.def). Keep in step with core/README.md.
 declare -A rank=(
   [platform]=0
   [meta_allocator]=1 [log]=1
   [window]=2
-  [config]=3
+  [config]=3 [config_keys]=3
   [pool]=4 [pool_pointer]=4
   [registry]=5 [fault_report]=5
   [triggers]=6
@@ -29,7 +29,7 @@ fail() {
 }
 
 # Every core/ source must have a rank, so a new file cannot slip past the check.
-for f in core/*.h core/*.cc; do
+for f in core/*.h core/*.cc core/*.def; do
   m=$(basename "$f")
   m=${m%.*}
   [[ $m == *_test ]] && continue
@@ -56,7 +56,7 @@ while IFS=: read -r file line target; do
       m=${m%.*}
       [[ $m == *_test ]] && continue
       t=$(basename "$target")
-      t=${t%.h}
+      t=${t%.*}
       if [[ ! -v rank[$m] || ! -v rank[$t] ]]; then
         fail "$where" "includes $target: unranked module (add it to the rank table)"
       elif ((rank[$t] > rank[$m])); then
