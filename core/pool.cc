@@ -290,7 +290,7 @@ int Pool::Prealloc(size_t size) {
 
 int Pool::ProtectLocked() {
   // protect:shared (default) moves each area onto a read-only shared memfd mapping, so
-  // writes through /proc/PID/mem fail too (DESIGN.md §4); the pool lock keeps pmalloc's
+  // writes through /proc/PID/mem fail too (docs/design.md §2); the pool lock keeps pmalloc's
   // own writers out during the copy. Bytes past the bump were never handed out and are
   // not copied. If the move fails (no memory, no descriptor left) the area still gets
   // mprotect, and one line says the protection is weaker.
