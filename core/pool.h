@@ -89,7 +89,6 @@ class Pool {
   void PushFree(Area* a, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void ClearFreeLists() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   int ProtectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  [[noreturn]] void BadFree(const void* p, bool double_free) const;
 
   uint32_t magic_ = kMagic;
   unsigned flags_ = 0;

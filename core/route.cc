@@ -6,7 +6,7 @@
 
 #include <new>
 
-#include "core/log.h"
+#include "core/fatal.h"
 
 namespace pmalloc::internal::route {
 namespace {
@@ -62,16 +62,6 @@ void SizedDeleteX(void* p, size_t size) noexcept {
 }
 void SizedAlignedDeleteX(void* p, size_t size, std::align_val_t align) noexcept {
   if (p != nullptr) sdallocx(p, size, MALLOCX_ALIGN(static_cast<size_t>(align)));
-}
-
-[[noreturn]] void BadPoolPointer(const char* call, const void* p) {
-  LogLine line;
-  line.Str("pmalloc: ")
-      .Str(call)
-      .Str("(): invalid pointer ")
-      .Ptr(p)
-      .Str(" (inside the pool window, in no live pool area)");
-  Fatal(line);
 }
 
 // Resolves jemalloc's malloc/free/calloc/realloc: the library that defines mallocx is
@@ -144,13 +134,13 @@ void* TaggedCalloc(Pool* pool, size_t n, size_t size) noexcept {
 
 void PoolFree(void* p) noexcept {
   Area* a = Window::AreaOf(p);
-  if (a == nullptr) BadPoolPointer("free", p);
+  if (a == nullptr) FatalNotInPool("free", p);
   a->pool->Free(p);
 }
 
 void* PoolRealloc(void* p, size_t size) noexcept {
   Area* a = Window::AreaOf(p);
-  if (a == nullptr) BadPoolPointer("realloc", p);
+  if (a == nullptr) FatalNotInPool("realloc", p);
   Pool* pool = a->pool;
   if (size == 0) {
     pool->Free(p);
@@ -161,7 +151,7 @@ void* PoolRealloc(void* p, size_t size) noexcept {
     return nullptr;
   }
   const size_t old_size = Pool::UsableSize(p);
-  if (old_size == 0) BadPoolPointer("realloc", p);
+  if (old_size == 0) FatalNotInPool("realloc", p);
   // Shrinking (or growing within the block) keeps the block; the pool has no in-place split.
   if (size <= old_size) return p;
   void* q = pool->Allocate(size, 0, false);

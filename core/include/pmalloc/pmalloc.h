@@ -10,11 +10,19 @@
  *  - pointer functions return NULL with errno set.
  *  - every function is thread-safe; each pool has its own lock and untagged malloc/free
  *    never takes a pmalloc lock.
- *  - misuse that is memory corruption (pfree of a pointer that is not the start of a live
- *    allocation of that pool, double pfree) aborts with one of these fixed messages on
- *    stderr, naming the pool:
+ *  - misuse that is memory corruption aborts (SIGABRT) with one of these fixed lines on
+ *    stderr (<addr>: 0x-prefixed hex):
+ *    pfree of a pointer that is not the start of an allocation of that pool (another
+ *    pool's block included), and double pfree:
  *      "pmalloc: pfree(): invalid pointer <addr> for pool '<name>'"
  *      "pmalloc: pfree(): double free of <addr> in pool '<name>'"
+ *    free() or realloc() of the libc face (and kfree) given a pointer inside the pool
+ *    window that is in no live pool area (e.g. of a destroyed pool):
+ *      "pmalloc: free(): invalid pointer <addr> (inside the pool window, in no live pool area)"
+ *      "pmalloc: realloc(): invalid pointer <addr> (inside the pool window, in no live pool area)"
+ *    and, when the libc face's __libc_start_main hook finds no glibc one to call:
+ *      "pmalloc: cannot find glibc's __libc_start_main"
+ *    The __ro_after_init ones are in pmalloc/compat/cache.h. tests/misuse checks each.
  */
 #ifndef PMALLOC_PMALLOC_H_
 #define PMALLOC_PMALLOC_H_
