@@ -365,7 +365,7 @@ void Pool::Stats(pmalloc_stats* out) {
   out->is_sealed = all_sealed ? 1 : 0;
 }
 
-int Pool::Release() {
+int Pool::UnmapAreas() {
   SpinLockHolder h(&lock_);
   for (const Area* a = areas_; a != nullptr; a = a->next) {
     if (a->sealed.load(std::memory_order_relaxed)) {
