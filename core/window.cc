@@ -60,7 +60,7 @@ uintptr_t Carve(size_t span) {
 
 bool Window::SetSize(size_t bytes) {
   SpinLockHolder h(&window_lock);
-  if (size() != 0 || bytes < kGranule * 16) return false;
+  if (size() != 0 || bytes < kMinWindowSize) return false;
   requested_size = RoundUp(bytes, kGranule);
   return true;
 }
@@ -69,11 +69,10 @@ bool Window::EnsureInit() {
   if (size() != 0) return true;
   SpinLockHolder h(&window_lock);
   if (size() != 0) return true;
-  constexpr size_t kMinWindow = size_t{1} << 30;
   for (size_t want = requested_size;; want = RoundUp(want / 2, kGranule)) {
     void* base = platform::Reserve(want, kGranule);
     if (base == nullptr) {
-      if (want <= kMinWindow) break;
+      if (want <= kMinWindowSize) break;
       continue;
     }
     const size_t table_bytes =

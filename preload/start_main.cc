@@ -31,7 +31,7 @@ extern "C" PMALLOC_EXPORT int __libc_start_main(MainFn main, int argc, char** ar
   auto next = reinterpret_cast<StartFn>(dlvsym(RTLD_NEXT, "__libc_start_main", "GLIBC_2.34"));
   if (next == nullptr) next = reinterpret_cast<StartFn>(dlsym(RTLD_NEXT, "__libc_start_main"));
   if (next == nullptr) pmalloc::internal::FatalNoLibcStartMain();
-  if (pmalloc::internal::GetConfig().lockdown_main) {
+  if (pmalloc::internal::GetConfig().lockdown.main) {
     real_main = main;
     main = MainWithLockdown;
   }
