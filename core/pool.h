@@ -1,7 +1,8 @@
-// The in-pool allocator. A pool owns a list of areas (see window.h). Allocation is
+// The in-pool allocator. A pool owns a list of areas (see window.h), each with its
+// BlockMap (block_map.h). Allocation is
 // bump-pointer inside the current area, with exact-size free lists for reuse before
 // protection. Everything the allocator knows about a block — where it starts, whether it is
-// live, its size — lives in the area's bitmaps and the pool object, never on pool pages:
+// live, its size — lives in the areas' block maps and the pool object, never on pool pages:
 // pool pages hold only user data, so protecting them hides nothing the allocator writes.
 //
 // Thread safety: one spin lock per pool guards its areas, bitmaps and free lists. Lookups
@@ -15,6 +16,7 @@
 
 #include "absl/base/internal/spinlock.h"
 #include "absl/base/thread_annotations.h"
+#include "core/block_map.h"
 #include "core/meta_allocator.h"
 #include "core/window.h"
 #include "pmalloc/pmalloc.h"
@@ -87,7 +89,7 @@ class Pool {
   uintptr_t Bump(size_t rsize, size_t align) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool OpenArea(size_t min_bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void RetireCurrent() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  void PushFree(Area* a, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void PushFree(BlockMap* m, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void ClearFreeLists() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   int ProtectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
@@ -99,9 +101,9 @@ class Pool {
   char map_name_[PMALLOC_NAME_MAX + 16] = {};  // "pmalloc:<name>"
 
   absl::base_internal::SpinLock lock_{absl::kConstInit, absl::base_internal::SCHEDULE_KERNEL_ONLY};
-  Area* areas_ ABSL_GUARDED_BY(lock_) = nullptr;
-  Area* current_ ABSL_GUARDED_BY(lock_) = nullptr;  // writable area bump-allocated from
-  bool protected_ ABSL_GUARDED_BY(lock_) = false;   // no writable area since last protect
+  BlockMap* areas_ ABSL_GUARDED_BY(lock_) = nullptr;
+  BlockMap* current_ ABSL_GUARDED_BY(lock_) = nullptr;  // writable area bump-allocated from
+  bool protected_ ABSL_GUARDED_BY(lock_) = false;       // no writable area since last protect
   AddrVector small_free_[kSmallUnits + 1] ABSL_GUARDED_BY(lock_);
   RangeVector large_free_ ABSL_GUARDED_BY(lock_);
 

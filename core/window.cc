@@ -120,17 +120,14 @@ Area* Window::NewArea(Pool* pool, size_t size, const char* name) {
   }
   size = RoundUp(size, page);
   const size_t span = RoundUp(size, kGranule) + kGranule;  // trailing guard granule
-  const size_t bitmap_bytes = RoundUp(size >> kUnitShift, 64) / 8;
 
   Area* area = MetaNew<Area>();
   if (area == nullptr) {
     errno = ENOMEM;
     return nullptr;
   }
-  area->start_bits = static_cast<uint64_t*>(MetaAlloc(bitmap_bytes, /*zero=*/true));
-  area->live_bits = static_cast<uint64_t*>(MetaAlloc(bitmap_bytes, /*zero=*/true));
   uintptr_t base = 0;
-  if (area->start_bits != nullptr && area->live_bits != nullptr) {
+  {
     SpinLockHolder h(&window_lock);
     base = Carve(span);
   }
@@ -141,8 +138,6 @@ Area* Window::NewArea(Pool* pool, size_t size, const char* name) {
       if (free_ranges == nullptr) free_ranges = MetaNew<std::vector<Range, MetaAllocator<Range>>>();
       if (free_ranges != nullptr) free_ranges->push_back({base, span});
     }
-    MetaFree(area->start_bits);
-    MetaFree(area->live_bits);
     MetaDelete(area);
     errno = saved;
     return nullptr;
@@ -170,8 +165,6 @@ bool Window::DeleteArea(Area* area) {
     // Losing a range to an allocation failure only wastes address space.
     if (free_ranges != nullptr) free_ranges->push_back({area->base, area->span});
   }
-  MetaFree(area->start_bits);
-  MetaFree(area->live_bits);
   MetaDelete(area);
   return true;
 }
