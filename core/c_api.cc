@@ -100,9 +100,15 @@ char* pstrdup(pmalloc_pool* handle, const char* s) {
     return nullptr;
   }
   const size_t len = strlen(s) + 1;
-  char* copy = static_cast<char*>(pmalloc(handle, len));
-  if (copy != nullptr) memcpy(copy, s, len);
-  return copy;
+  Pool* pool = FromHandle(handle);
+  if (pool == nullptr) return nullptr;
+  if (Disabled()) {
+    char* copy = static_cast<char*>(JemallocAlloc(len, pool->alignment(), false));
+    if (copy != nullptr) memcpy(copy, s, len);
+    return copy;
+  }
+  // Copied under the pool lock: a concurrent lockdown cannot protect a half-written string.
+  return static_cast<char*>(pool->Allocate(len, 0, false, s, len));
 }
 
 void pfree(pmalloc_pool* handle, const void* ptr) {

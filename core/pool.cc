@@ -80,7 +80,7 @@ void Pool::BadFree(const void* p, bool double_free) const {
   Fatal(line);
 }
 
-void* Pool::Allocate(size_t size, size_t align, bool zero) {
+void* Pool::Allocate(size_t size, size_t align, bool zero, const void* copy_from, size_t copy_len) {
   if (size > kMaxAllocation) {
     errno = ENOMEM;
     return nullptr;
@@ -93,19 +93,19 @@ void* Pool::Allocate(size_t size, size_t align, bool zero) {
   const size_t rsize = RoundUp(size == 0 ? 1 : size, align_);
   uintptr_t p = 0;
   bool fresh = false;
-  {
-    SpinLockHolder h(&lock_);
-    if (align == align_) p = TakeFree(rsize);
-    if (p == 0) {
-      p = Bump(rsize, align);
-      if (p == 0) return nullptr;  // errno set by Bump
-      fresh = true;
-    }
-    live_bytes_ += rsize;
-    ++live_allocs_;
+  SpinLockHolder h(&lock_);
+  if (align == align_) p = TakeFree(rsize);
+  if (p == 0) {
+    p = Bump(rsize, align);
+    if (p == 0) return nullptr;  // errno set by Bump
+    fresh = true;
   }
-  // Bump memory has never been handed out, and fresh areas are zero-filled mappings.
+  live_bytes_ += rsize;
+  ++live_allocs_;
+  // Under the lock: once it is released a lockdown may make the block read-only. Bump
+  // memory has never been handed out, and fresh areas are zero-filled mappings.
   if (zero && !fresh) memset(reinterpret_cast<void*>(p), 0, size);
+  if (copy_len != 0) memcpy(reinterpret_cast<void*>(p), copy_from, copy_len);
   return reinterpret_cast<void*>(p);
 }
 

@@ -40,7 +40,11 @@ class Pool {
   bool Valid() const { return magic_ == kMagic; }
 
   // `align` 0 means the pool's alignment. nullptr with errno (ENOMEM, EPERM, EINVAL).
-  void* Allocate(size_t size, size_t align, bool zero);
+  // `zero` zeroes the block; `copy_len` bytes from `copy_from` are copied into its start.
+  // Both happen under the pool lock, so a concurrent Protect() never sees (and never makes
+  // read-only) a block pmalloc has not finished writing. REQUIRES: copy_len <= size.
+  void* Allocate(size_t size, size_t align, bool zero, const void* copy_from = nullptr,
+                 size_t copy_len = 0);
   // Aborts with a fixed message on an invalid pointer or double free. REQUIRES: p != null.
   void Free(const void* p);
   int Prealloc(size_t size);
