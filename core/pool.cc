@@ -289,29 +289,30 @@ int Pool::Prealloc(size_t size) {
 }
 
 int Pool::ProtectLocked() {
-  // protect:shared (default) moves each area onto a read-only shared memfd mapping, so
-  // writes through /proc/PID/mem fail too (DESIGN.md §4); the pool lock keeps pmalloc's
-  // own writers out during the copy. Bytes past the bump were never handed out and are
-  // not copied. If the move fails (no memory, no descriptor left) the area still gets
-  // mprotect, and one line says the protection is weaker.
+  // Every area is made read-only with mprotect first: a store racing protect either lands
+  // before it or faults, so no completed write is ever lost. protect:shared (default) then
+  // moves the area onto a read-only shared memfd mapping, so writes through /proc/PID/mem
+  // fail too (DESIGN.md §4): its copy reads memory that nothing can write any more, and the
+  // pool lock keeps pmalloc's own writers out. Bytes past the bump were never handed out
+  // and are not copied. If the move fails (no memory, no descriptor left) the area keeps
+  // the mprotect, and one line says the protection is weaker.
   const bool shared = GetConfig().protect_shared;
   int err = 0;
   int shared_err = 0;
   for (Area* a = areas_; a != nullptr; a = a->next) {
     if (!a->writable.load(std::memory_order_relaxed)) continue;
     void* base = reinterpret_cast<void*>(a->base);
-    bool ok = false;
-    if (shared) {
-      ok = platform::RemapSharedReadOnly(base, a->size, RoundUp(a->bump, platform::PageSize()),
-                                         map_name_);
-      if (!ok && shared_err == 0) shared_err = errno;
+    if (!platform::ProtectReadOnly(base, a->size)) {
+      if (err == 0) err = errno;
+      continue;
     }
-    if (!ok) ok = platform::ProtectReadOnly(base, a->size);
-    if (ok) {
-      a->writable.store(false, std::memory_order_release);
-    } else if (err == 0) {
-      err = errno;
+    if (shared &&
+        !platform::RemapSharedReadOnly(base, a->size, RoundUp(a->bump, platform::PageSize()),
+                                       map_name_) &&
+        shared_err == 0) {
+      shared_err = errno;
     }
+    a->writable.store(false, std::memory_order_release);
   }
   if (shared_err != 0) {
     LogLine line;

@@ -62,16 +62,21 @@ void StaticMapName(const char* name, char* out, size_t size) {
   snprintf(out, size, "pmalloc:static:%s", base);
 }
 
-// Under protect:shared (the default) the range's pages move onto a read-only MAP_SHARED
-// memfd mapping, as pool areas do, so /proc/PID/mem cannot write them either; every page
-// is copied (a module's .data is file-backed: untouched pages hold the file's bytes). If
-// the move fails the range is still mprotected, and one line says so. mprotect follows
-// in every case, on every lockdown (cheap, and restores PROT_READ if it was changed).
+// mprotect(PROT_READ) comes first, on every lockdown (cheap, and restores PROT_READ if it
+// was changed): a store racing lockdown either lands before it or faults, never lost.
+// Under protect:shared (the default) the range's pages then move onto a read-only
+// MAP_SHARED memfd mapping, as pool areas do, so /proc/PID/mem cannot write them either;
+// every page is copied (a module's .data is file-backed: untouched pages hold the file's
+// bytes). If the move fails the range keeps the mprotect, and one line says so.
 bool ProtectRange(LockdownRange& r, bool seal, int* err) {
   // A write into a protected range gets a report naming it. Installed here, when a range is
   // first protected, not when it registers (every module constructor registers, libpmalloc's
   // own included): a process that never locks down keeps its signal dispositions.
   InstallFaultHandler();
+  if (!platform::ProtectReadOnly(r.start, r.len)) {
+    if (*err == 0) *err = errno;
+    return false;
+  }
   if (!r.shared && GetConfig().protect_shared) {
     char map_name[128];
     StaticMapName(r.name, map_name, sizeof(map_name));
@@ -84,10 +89,6 @@ bool ProtectRange(LockdownRange& r, bool seal, int* err) {
       line.Str("): protected with mprotect only, /proc/PID/mem can still write it");
       line.Emit();
     }
-  }
-  if (!platform::ProtectReadOnly(r.start, r.len)) {
-    if (*err == 0) *err = errno;
-    return false;
   }
   if (seal && !r.sealed.load(std::memory_order_relaxed)) {
     if (platform::Seal(r.start, r.len)) {

@@ -76,4 +76,91 @@ TEST(Concurrency, StrdupAndZallocRacingLockdown) {
   EXPECT_EQ(code, 0) << "128 + signal, or the child's failure code";
 }
 
+// The store-versus-lockdown race of issue 9.3. A writer thread stores an increasing counter
+// into protectable memory and records each value after its store returned; its first
+// store after the memory became read-only faults, and the handler below ends the thread
+// (any other fault kills the child). Once lockdown returned and the writer stopped, the
+// memory must hold the last recorded value: a completed store is never lost, in either
+// protect mode (the CTest entry race_test.protect_mprotect runs these again under
+// PMALLOC_CONF=protect:mprotect).
+thread_local sigjmp_buf writer_env;
+thread_local volatile sig_atomic_t is_writer = 0;
+
+void OnWriterFault(int sig) {
+  if (is_writer) siglongjmp(writer_env, 1);
+  signal(sig, SIG_DFL);  // not the writer: the fault repeats and kills the child
+}
+
+struct StoreRace {
+  volatile uint64_t* slot;
+  std::atomic<uint64_t> last{0};  // last value whose store returned
+  std::atomic<bool> faulted{false};
+};
+
+void WriteUntilFault(StoreRace* race) {
+  is_writer = 1;
+  if (sigsetjmp(writer_env, 1) != 0) {
+    race->faulted.store(true);
+    return;
+  }
+  for (uint64_t i = 1;; ++i) {
+    *race->slot = i;
+    race->last.store(i, std::memory_order_release);
+  }
+}
+
+// Runs one round on `slot`: returns 0 when the last completed store survived lockdown.
+int StoreDuringLockdown(volatile uint64_t* slot) {
+  StoreRace race;
+  race.slot = slot;
+  std::thread writer(WriteUntilFault, &race);
+  while (race.last.load() < 1000) {
+  }
+  const int rc = pmalloc_lockdown(0);
+  writer.join();
+  if (rc != 0) return 20;
+  if (!race.faulted.load()) return 21;
+  return *slot == race.last.load() ? 0 : 22;
+}
+
+constexpr size_t kRaceBytes = size_t{4} << 20;  // 4 MiB touched: a long copy under shared
+
+TEST(Concurrency, CompletedStoreIntoPoolSurvivesLockdown) {
+  const int code = InChild([] {
+    for (int round = 0; round < 30; ++round) {
+      const std::string name = "race-store-" + std::to_string(round);
+      pmalloc_pool* pool = pmalloc_create_pool(name.c_str(), 0, 0, 0);
+      if (pool == nullptr) return 10;
+      if (round == 0) signal(SIGSEGV, OnWriterFault);  // after pmalloc's own handler
+      auto* block = static_cast<char*>(pmalloc(pool, kRaceBytes));
+      if (block == nullptr) return 11;
+      memset(block, 1, kRaceBytes);
+      // The first page: copied first by protect:shared, so the longest time before remap.
+      const int rc = StoreDuringLockdown(reinterpret_cast<volatile uint64_t*>(block));
+      if (rc != 0) return rc;
+    }
+    return 0;
+  });
+  EXPECT_EQ(code, 0) << "22: a completed store was lost; 128 + signal: crash";
+}
+
+// The same for a registered static range: a range is protected once per process, so each
+// round is its own child.
+TEST(Concurrency, CompletedStoreIntoStaticRangeSurvivesLockdown) {
+  for (int round = 0; round < 20; ++round) {
+    const int code = InChild([] {
+      void* range =
+          mmap(nullptr, kRaceBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (range == MAP_FAILED) return 10;
+      memset(range, 1, kRaceBytes);
+      if (pmalloc_register_lockdown_range(range, kRaceBytes, "race-static") != 0) return 11;
+      pmalloc_pool* pool = pmalloc_create_pool("race-static", 0, 0, 0);  // installs handlers
+      if (pool == nullptr) return 12;
+      signal(SIGSEGV, OnWriterFault);
+      return StoreDuringLockdown(static_cast<volatile uint64_t*>(range));
+    });
+    ASSERT_EQ(code, 0) << "round " << round << ": 22: a completed store was lost";
+  }
+}
+
 }  // namespace
