@@ -73,6 +73,9 @@ bool ProtectRange(LockdownRange& r, bool seal, int* err) {
   // first protected, not when it registers (every module constructor registers, libpmalloc's
   // own included): a process that never locks down keeps its signal dispositions.
   InstallFaultHandler();
+  // A sealed range is read-only for good, and mprotect on it fails with EPERM: nothing to do
+  // (a later lockdown, or one in a forked child, which inherits the seal).
+  if (r.sealed.load(std::memory_order_relaxed)) return true;
   if (!platform::ProtectReadOnly(r.start, r.len)) {
     if (*err == 0) *err = errno;
     return false;

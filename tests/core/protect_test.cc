@@ -226,4 +226,31 @@ TEST(Fork, ProtectedPoolStaysProtectedInChild) {
   EXPECT_EQ(WTERMSIG(status), SIGSEGV);
 }
 
+// After a sealed lockdown, later lockdowns skip what is already sealed: they return 0 and
+// still protect and seal what is new, in the process and in a forked child (issue 9.4).
+TEST(Lockdown, RepeatedSealedLockdownSucceeds) {
+  if (!HasMseal()) GTEST_SKIP() << "kernel without mseal(2)";
+  int status = InChild([] {
+    void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pmalloc_register_lockdown_range(page, 4096, "sealed-static") != 0) return 10;
+    pmalloc_pool* pool = pmalloc_default_pool();
+    if (pmalloc(pool, 64) == nullptr) return 11;
+    if (pmalloc_lockdown(PMALLOC_LOCKDOWN_SEAL) != 0) return 12;
+    void* later = pmalloc(pool, 64);  // GROWABLE: a fresh area
+    if (later == nullptr) return 13;
+    if (pmalloc_lockdown(PMALLOC_LOCKDOWN_SEAL) != 0) return 14;
+    if (pmalloc_lockdown(0) != 0) return 15;
+    if (Stats(pool).is_sealed != 1 || pmalloc_is_protected(later) != 1) return 16;
+    const int child = InChild([pool] {
+      if (pmalloc(pool, 64) == nullptr) return 20;
+      if (pmalloc_lockdown(PMALLOC_LOCKDOWN_SEAL) != 0) return 21;
+      return pmalloc_lockdown(0) == 0 ? 0 : 22;
+    });
+    if (!WIFEXITED(child)) return 30;
+    return WEXITSTATUS(child);
+  });
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
 }  // namespace

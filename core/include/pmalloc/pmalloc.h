@@ -103,7 +103,9 @@ PMALLOC_EXPORT int pmalloc_destroy_pool(struct pmalloc_pool *pool);
 /* Protects every pool not created with PMALLOC_POOL_MANUAL, and every range registered
  * with pmalloc_register_lockdown_range; with PMALLOC_LOCKDOWN_SEAL also seals them.
  * Returns 0, or -1 with the errno of the first failure (every pool is still attempted;
- * ENOSYS when sealing is unsupported: the pools are still protected). */
+ * ENOSYS when sealing is unsupported: the pools are still protected). May be called again
+ * (also in a forked child): what is already protected or sealed is skipped, what is new
+ * (areas a GROWABLE pool opened since, ranges registered since) is protected and sealed. */
 PMALLOC_EXPORT int pmalloc_lockdown(unsigned flags);
 
 /* Registers whole pages [start, start + len) that pmalloc_lockdown() makes read-only
