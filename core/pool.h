@@ -66,6 +66,9 @@ class Pool {
   unsigned flags() const { return flags_; }
   size_t alignment() const { return align_; }
 
+  // Aborts with pfree's fixed message naming this pool (also for disable:true's checks).
+  [[noreturn]] void BadFree(const void* p, bool double_free) const;
+
   void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { lock_.Lock(); }
   void UnlockAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { lock_.Unlock(); }
 
@@ -93,7 +96,6 @@ class Pool {
   void PushFree(Area* a, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void ClearFreeLists() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   int ProtectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  [[noreturn]] void BadFree(const void* p, bool double_free) const;
 
   uint32_t magic_ = kMagic;
   unsigned flags_ = 0;

@@ -10,6 +10,7 @@
 #include "absl/base/const_init.h"
 #include "absl/base/internal/spinlock.h"
 #include "core/config.h"
+#include "core/disabled_blocks.h"
 #include "core/fault_report.h"
 #include "core/log.h"
 #include "core/platform.h"
@@ -45,9 +46,11 @@ void PrepareFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   registry_lock.Lock();
   for (Pool* p = pools; p != nullptr; p = p->next) p->LockForFork();
   Window::LockForFork();
+  disabled_blocks::LockForFork();
 }
 
 void AfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  disabled_blocks::UnlockAfterFork();
   Window::UnlockAfterFork();
   for (Pool* p = pools; p != nullptr; p = p->next) p->UnlockAfterFork();
   registry_lock.Unlock();

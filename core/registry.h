@@ -1,6 +1,7 @@
 // The registry: every live pool, the default lockable pool, lockdown, lockdown ranges
 // (protected statics) and the fork handlers that keep pool locks consistent in a child.
-// Lock order: registry lock, then a pool's lock, then the window lock.
+// Lock order: registry lock, then a pool's lock, then the window lock (then, across fork
+// only, the disable:true block table's lock).
 #ifndef PMALLOC_CORE_REGISTRY_H_
 #define PMALLOC_CORE_REGISTRY_H_
 

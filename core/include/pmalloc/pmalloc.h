@@ -15,6 +15,7 @@
  *    stderr, naming the pool:
  *      "pmalloc: pfree(): invalid pointer <addr> for pool '<name>'"
  *      "pmalloc: pfree(): double free of <addr> in pool '<name>'"
+ *    also under PMALLOC_CONF=disable:true (pools served by jemalloc).
  */
 #ifndef PMALLOC_PMALLOC_H_
 #define PMALLOC_PMALLOC_H_
