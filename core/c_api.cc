@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "core/disabled_blocks.h"
+#include "core/log.h"
 #include "core/pool.h"
 #include "core/registry.h"
 #include "pmalloc/pmalloc.h"
@@ -120,7 +121,14 @@ char* pstrdup(pmalloc_pool* handle, const char* s) {
 void pfree(pmalloc_pool* handle, const void* ptr) {
   if (ptr == nullptr) return;
   Pool* pool = FromHandle(handle);
-  if (pool == nullptr) return;
+  if (pool == nullptr) {  // misuse, not corruption: nothing is freed, and it is said
+    pmalloc::internal::LogLine line;
+    line.Str("pmalloc: pfree(): invalid pool handle ").Ptr(handle).Str(" for pointer ").Ptr(ptr);
+    line.Str(": nothing freed (EINVAL)");
+    line.Emit();
+    errno = EINVAL;
+    return;
+  }
   if (Disabled() && !pmalloc::internal::Window::Contains(ptr)) {
     pmalloc::internal::disabled_blocks::Free(pool, ptr);  // same checks, same messages
     return;

@@ -44,7 +44,7 @@ size_t BlockBytes(const Area* a, size_t i, size_t bump) {
 
 Pool* Pool::Create(const char* name, size_t refill, unsigned align_order, unsigned flags) {
   if (name == nullptr || name[0] == '\0' || strlen(name) > PMALLOC_NAME_MAX ||
-      align_order > kMaxAlignOrder ||
+      align_order > kMaxPoolAlignOrder ||
       (flags & ~(PMALLOC_POOL_GROWABLE | PMALLOC_POOL_MANUAL)) != 0 || refill > kMaxAllocation) {
     errno = EINVAL;
     return nullptr;
@@ -86,8 +86,12 @@ void* Pool::Allocate(size_t size, size_t align, bool zero, const void* copy_from
     return nullptr;
   }
   if (align == 0 || align < align_) align = align_;
-  if ((align & (align - 1)) != 0 || align > (size_t{1} << kMaxAlignOrder)) {
+  if ((align & (align - 1)) != 0) {
     errno = EINVAL;
+    return nullptr;
+  }
+  if (align > (size_t{1} << kMaxAlignOrder)) {
+    errno = ENOMEM;  // a valid alignment the pool cannot satisfy, as glibc says
     return nullptr;
   }
   const size_t rsize = RoundUp(size == 0 ? 1 : size, align_);
@@ -354,6 +358,7 @@ int Pool::Seal() {
     errno = err;
     return -1;
   }
+  sealed_ = true;  // also for an empty pool: sealed means never destroyed
   return 0;
 }
 
@@ -366,7 +371,7 @@ void Pool::Stats(pmalloc_stats* out) {
   out->freed_after_protect_bytes = freed_after_protect_;
   out->areas = area_count_;
   bool all_ro = true;
-  bool all_sealed = areas_ != nullptr;
+  bool all_sealed = sealed_;
   for (const Area* a = areas_; a != nullptr; a = a->next) {
     all_ro = all_ro && !a->writable.load(std::memory_order_relaxed);
     all_sealed = all_sealed && a->sealed.load(std::memory_order_relaxed);
@@ -377,11 +382,13 @@ void Pool::Stats(pmalloc_stats* out) {
 
 int Pool::Release() {
   SpinLockHolder h(&lock_);
+  bool sealed = sealed_;
   for (const Area* a = areas_; a != nullptr; a = a->next) {
-    if (a->sealed.load(std::memory_order_relaxed)) {
-      errno = EPERM;
-      return -1;
-    }
+    sealed = sealed || a->sealed.load(std::memory_order_relaxed);
+  }
+  if (sealed) {
+    errno = EPERM;
+    return -1;
   }
   if (live_allocs_ != 0) {
     errno = EBUSY;

@@ -135,6 +135,23 @@ TEST(Seal, MprotectFailsAndDestroyIsRefused) {
   EXPECT_EXIT(p[0] = 'X', testing::KilledBySignal(SIGSEGV), "");
 }
 
+// Sealing an empty pool seals the pool: is_sealed says so and destroy is refused; a
+// non-growable one never allocates again (issue 9.8).
+TEST(Seal, EmptyPoolIsSealed) {
+  if (!HasMseal()) GTEST_SKIP() << "kernel without mseal(2)";
+  pmalloc_pool* pool = pmalloc_create_pool("sealed-empty", 0, 0, PMALLOC_POOL_MANUAL);
+  ASSERT_EQ(pmalloc_seal_pool(pool), 0);
+  pmalloc_stats s = Stats(pool);
+  EXPECT_EQ(s.is_sealed, 1);
+  EXPECT_EQ(s.is_protected, 1);
+  errno = 0;
+  EXPECT_EQ(pmalloc(pool, 16), nullptr);
+  EXPECT_EQ(errno, EPERM);
+  errno = 0;
+  EXPECT_EQ(pmalloc_destroy_pool(pool), -1);
+  EXPECT_EQ(errno, EPERM);
+}
+
 TEST(Lockdown, ProtectsAllButManualPools) {
   int status = InChild([] {
     pmalloc_pool* a = pmalloc_create_pool("ld-a", 0, 0, 0);

@@ -310,6 +310,36 @@ TEST(Scope, LockedScopedMapFaultsOnWriteAndReadsCorrectly) {
   EXPECT_EXIT(m->begin()->second.push_back(1), testing::KilledBySignal(SIGSEGV), "");
 }
 
+// memalign agrees with glibc in and out of a scope: a power-of-two alignment that cannot be
+// satisfied is ENOMEM (never EINVAL), a non-power-of-two is EINVAL where glibc says so.
+TEST(Scope, HugeAlignmentIsEnomemTaggedAndUntagged) {
+  pmalloc_pool* pool = pmalloc_create_pool("hugealign", 0, 0, 0);
+  const size_t huge = size_t{1} << 31;
+  for (pmalloc_pool* scope : {pool, static_cast<pmalloc_pool*>(nullptr)}) {
+    pmalloc::ScopedPool in(scope);
+    errno = 0;
+    void* p = memalign(huge, Opaque(16));
+    if (p != nullptr) {  // jemalloc may manage it untagged: then it is aligned
+      EXPECT_EQ(scope, nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % huge, 0u);
+      free(p);
+    } else {
+      EXPECT_EQ(errno, ENOMEM) << (scope != nullptr ? "tagged" : "untagged");
+    }
+    void* q = nullptr;
+    const int rc = posix_memalign(&q, huge, Opaque(16));
+    if (rc == 0) {
+      EXPECT_EQ(scope, nullptr);
+      free(q);
+    } else {
+      EXPECT_EQ(rc, ENOMEM) << (scope != nullptr ? "tagged" : "untagged");
+    }
+    errno = 0;
+    EXPECT_EQ(aligned_alloc(Opaque(48), 16), nullptr);
+    EXPECT_EQ(errno, EINVAL);
+  }
+}
+
 // The test's own writes may lose the race against lockdown and fault: the handler then
 // jumps back (the thread tries again), while a fault anywhere else (inside pmalloc) kills.
 thread_local sigjmp_buf user_write_env;

@@ -47,7 +47,9 @@ struct pmalloc_pool; /* opaque */
 /* Creates an empty pool. `name` (1..PMALLOC_NAME_MAX bytes) names its areas in
  * /proc/PID/maps as "pmalloc:<name>". `refill` is the minimum area size, rounded up to
  * whole pages (0: 64 KiB). Every allocation is aligned to 1 << align_order bytes
- * (0: 16, the malloc default; at most 30).
+ * (0: 16, the malloc default; at most 21, 2 MiB: each allocation of the pool takes at least
+ * 1 << align_order bytes of the process's pool window, so larger pool alignments would
+ * exhaust it after a few allocations; per-call alignment goes up to 1 GiB).
  * Errors: EINVAL (NULL/empty/too long name, bad align_order, unknown flags), ENOMEM. */
 PMALLOC_EXPORT struct pmalloc_pool *pmalloc_create_pool(const char *name, size_t refill,
                                                         unsigned short align_order, unsigned flags);
@@ -72,12 +74,15 @@ PMALLOC_EXPORT void *pcalloc(struct pmalloc_pool *pool, size_t n, size_t size);
 /* Copies the NUL-terminated string `s` into the pool. EINVAL for a NULL string. */
 PMALLOC_EXPORT char *pstrdup(struct pmalloc_pool *pool, const char *s);
 /* pmalloc with an explicit alignment (a power of two; at least the pool's own).
- * Errors: as pmalloc, plus EINVAL for a bad alignment. */
+ * Errors: as pmalloc, plus EINVAL for an alignment that is not a power of two, and ENOMEM
+ * for one above 1 GiB (as glibc: a valid alignment that cannot be satisfied). */
 PMALLOC_EXPORT void *pmalloc_aligned(struct pmalloc_pool *pool, size_t size, size_t align);
 
 /* Releases an allocation. Before the pool is protected the memory is reused; after, it is
  * only un-accounted (stats.freed_after_protect_bytes) until the pool is destroyed.
- * pfree(pool, NULL) does nothing. Aborts on an invalid pointer or a double free. */
+ * pfree(pool, NULL) does nothing. Aborts on an invalid pointer or a double free.
+ * A NULL or invalid pool handle with a non-NULL pointer is misuse of the call, not memory
+ * corruption: nothing is freed, errno is set to EINVAL and one line on stderr names both. */
 PMALLOC_EXPORT void pfree(struct pmalloc_pool *pool, const void *ptr);
 
 /* Usable size of a live pool allocation (at least the requested size), 0 if `ptr` is not
@@ -91,7 +96,10 @@ PMALLOC_EXPORT size_t pmalloc_usable_size(const void *ptr);
 PMALLOC_EXPORT int pmalloc_protect_pool(struct pmalloc_pool *pool);
 
 /* Protects the pool if needed, then seals its areas with mseal(2): they can never be made
- * writable, unmapped or remapped again, and the pool can never be destroyed.
+ * writable, unmapped or remapped again, and the pool can never be destroyed. An empty pool
+ * is sealed too: is_sealed reports 1, destroy fails with EPERM, and unless GROWABLE it
+ * never allocates again (EPERM). A GROWABLE pool may still open new areas, which stay
+ * writable (is_sealed 0) until the next seal or sealed lockdown.
  * Errors: ENOSYS when the kernel has no mseal (the pool is still protected). */
 PMALLOC_EXPORT int pmalloc_seal_pool(struct pmalloc_pool *pool);
 
