@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include <atomic>
+#include <new>
 
 #include "absl/base/attributes.h"
 #include "absl/base/const_init.h"
@@ -37,9 +38,29 @@ ABSL_CONST_INIT Pool* pools = nullptr;  // guarded by registry_lock
 ABSL_CONST_INIT std::atomic<Pool*> default_pool{nullptr};
 ABSL_CONST_INIT std::atomic<bool> locked_down{false};
 ABSL_CONST_INIT bool fork_handlers_installed = false;  // guarded by registry_lock
-ABSL_CONST_INIT LockdownRange ranges[Registry::kMaxRanges] = {};
+// Ranges live in chunks that are never freed: the first is static (registration runs from
+// module constructors, before anything else of pmalloc), later ones are mapped pages, so
+// any number of ranges can be registered and the fault handler walks them lock-free.
+constexpr size_t kRangesPerChunk = 256;
+struct RangeChunk {
+  LockdownRange ranges[kRangesPerChunk] = {};
+  std::atomic<RangeChunk*> next{nullptr};  // published (release) before range_count grows
+};
+ABSL_CONST_INIT RangeChunk first_chunk;
+ABSL_CONST_INIT RangeChunk* last_chunk = &first_chunk;  // guarded by registry_lock
 // Written under registry_lock (release: the entry is complete); read lock-free.
 ABSL_CONST_INIT std::atomic<size_t> range_count{0};
+
+// Calls fn(range) for the first n ranges. Lock-free: n from an acquire load of range_count.
+template <class Fn>
+bool ForEachRange(size_t n, Fn fn) {
+  const RangeChunk* chunk = &first_chunk;
+  for (size_t i = 0; i < n; ++i) {
+    if (i != 0 && i % kRangesPerChunk == 0) chunk = chunk->next.load(std::memory_order_acquire);
+    if (fn(const_cast<LockdownRange&>(chunk->ranges[i % kRangesPerChunk]))) return true;
+  }
+  return false;
+}
 
 // Fork: hold every pmalloc lock across fork so the child never inherits one mid-update.
 void PrepareFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -153,8 +174,10 @@ int Registry::Lockdown(unsigned flags) {
     if ((p->flags() & PMALLOC_POOL_MANUAL) != 0) continue;
     if ((seal ? p->Seal() : p->Protect()) != 0 && err == 0) err = errno;
   }
-  const size_t n = range_count.load(std::memory_order_relaxed);
-  for (size_t i = 0; i < n; ++i) ProtectRange(ranges[i], seal, &err);
+  ForEachRange(range_count.load(std::memory_order_relaxed), [&](LockdownRange& r) {
+    ProtectRange(r, seal, &err);
+    return false;
+  });
   locked_down.store(true, std::memory_order_release);
   if (err != 0) {
     errno = err;
@@ -172,11 +195,18 @@ int Registry::RegisterRange(void* start, size_t len, const char* name) {
   }
   SpinLockHolder h(&registry_lock);
   const size_t n = range_count.load(std::memory_order_relaxed);
-  if (n == kMaxRanges) {
-    errno = ENOMEM;
-    return -1;
+  if (n != 0 && n % kRangesPerChunk == 0) {
+    void* mem = platform::AllocatePages((sizeof(RangeChunk) + platform::PageSize() - 1) &
+                                        ~(platform::PageSize() - 1));
+    if (mem == nullptr) {
+      errno = ENOMEM;
+      return -1;
+    }
+    RangeChunk* chunk = new (mem) RangeChunk();
+    last_chunk->next.store(chunk, std::memory_order_release);
+    last_chunk = chunk;
   }
-  LockdownRange& r = ranges[n];
+  LockdownRange& r = last_chunk->ranges[n % kRangesPerChunk];
   r.start = start;
   r.len = len;
   r.name = name;
@@ -195,18 +225,15 @@ int Registry::RegisterRange(void* start, size_t len, const char* name) {
 
 bool Registry::RangeOf(const void* addr, RangeInfo* out) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
-  const size_t n = range_count.load(std::memory_order_acquire);
-  for (size_t i = 0; i < n; ++i) {
-    const LockdownRange& r = ranges[i];
+  return ForEachRange(range_count.load(std::memory_order_acquire), [&](const LockdownRange& r) {
     const uintptr_t start = reinterpret_cast<uintptr_t>(r.start);
-    if (a - start >= r.len) continue;
+    if (a - start >= r.len) return false;
     out->start = start;
     out->len = r.len;
     out->name = r.name;
     out->sealed = r.sealed.load(std::memory_order_relaxed);
     return true;
-  }
-  return false;
+  });
 }
 
 Pool* Registry::DefaultPool() {

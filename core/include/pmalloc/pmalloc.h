@@ -122,8 +122,8 @@ PMALLOC_EXPORT int pmalloc_lockdown(unsigned flags);
  * happened the range is protected at once. Under the default PMALLOC_CONF protect:shared
  * the pages are replaced by a read-only shared copy (so /proc/PID/mem cannot write them):
  * the bytes stay, but a file mapping registered here is no longer connected to its file.
- * Errors: EINVAL (NULL, len 0, not page-aligned), ENOMEM (too many ranges), or the errno
- * of mprotect. */
+ * Any number of ranges. Errors: EINVAL (NULL, len 0, not page-aligned), ENOMEM (no memory
+ * for the range table), or the errno of mprotect. */
 PMALLOC_EXPORT int pmalloc_register_lockdown_range(void *start, size_t len, const char *name);
 
 /* The pool that owns `ptr` (any byte of a pool area), or NULL. Lock-free, O(1). */
