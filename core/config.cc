@@ -4,10 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <atomic>
-
 #include "absl/base/attributes.h"
-#include "absl/base/optimization.h"
+#include "absl/base/call_once.h"
 #include "core/log.h"
 #include "core/window.h"
 
@@ -15,8 +13,7 @@ namespace pmalloc::internal {
 namespace {
 
 ABSL_CONST_INIT Config config;
-// 0: not parsed, 1: being parsed, 2: ready.
-ABSL_CONST_INIT std::atomic<int> state{0};
+ABSL_CONST_INIT absl::once_flag config_once;
 
 // A [begin, end) slice of the configuration string: no copies, no allocation.
 struct Slice {
@@ -24,23 +21,35 @@ struct Slice {
   const char* end;
   size_t size() const { return static_cast<size_t>(end - begin); }
   bool Is(const char* s) const { return strlen(s) == size() && memcmp(begin, s, size()) == 0; }
+  bool StartsWith(const char* s) const {
+    return strlen(s) <= size() && memcmp(begin, s, strlen(s)) == 0;
+  }
 };
 
-void Report(const char* what, Slice key, Slice value) {
-  LogLine line;
-  line.Str("pmalloc: PMALLOC_CONF: ").Str(what).Str(" '");
-  for (const char* p = key.begin; p < key.end; ++p) {
-    const char c[2] = {*p, '\0'};
+// Longest part of a key or value quoted in a message: the line (512 bytes) keeps its ending.
+constexpr size_t kMaxQuoted = 160;
+
+void Quote(LogLine& line, Slice s) {
+  const size_t n = s.size() < kMaxQuoted ? s.size() : kMaxQuoted;
+  for (size_t i = 0; i < n; ++i) {
+    const char c[2] = {s.begin[i], '\0'};
     line.Str(c);
   }
+  if (n < s.size()) line.Str("...");
+}
+
+// "pmalloc: PMALLOC_CONF: <what> '<key>'[ value '<value>'][ (<why>)] ignored"
+void Report(const char* what, Slice key, Slice value, const char* why = nullptr) {
+  LogLine line;
+  line.Str("pmalloc: PMALLOC_CONF: ").Str(what).Str(" '");
+  Quote(line, key);
   if (value.begin != nullptr) {
     line.Str("' value '");
-    for (const char* p = value.begin; p < value.end; ++p) {
-      const char c[2] = {*p, '\0'};
-      line.Str(c);
-    }
+    Quote(line, value);
   }
-  line.Str("' ignored");
+  line.Str("'");
+  if (why != nullptr) line.Str(" (").Str(why).Str(")");
+  line.Str(" ignored");
   line.Emit();
 }
 
@@ -91,6 +100,19 @@ bool ParseSize(Slice v, size_t* out) {
   return true;
 }
 
+bool ParseWindow(Slice v, size_t* out) {
+  size_t n;
+  if (!ParseSize(v, &n) || n < kMinWindowSize) return false;
+  *out = n;
+  return true;
+}
+
+bool ParseProtect(Slice v, bool* shared) {
+  if (!v.Is("shared") && !v.Is("mprotect")) return false;
+  *shared = v.Is("shared");
+  return true;
+}
+
 // "USR2", "SIGUSR2", "12".
 bool ParseSignal(Slice v, int* out) {
   if (v.size() > 3 && memcmp(v.begin, "SIG", 3) == 0) v.begin += 3;
@@ -115,32 +137,33 @@ bool ParseSignal(Slice v, int* out) {
   return true;
 }
 
-void ParseEntry(Slice key, Slice value, Config* c) {
-  bool ok = false;
-  if (key.Is("disable")) {
-    ok = ParseBool(value, &c->disable);
-  } else if (key.Is("seal")) {
-    ok = ParseBool(value, &c->seal);
-  } else if (key.Is("stats_print")) {
-    ok = ParseBool(value, &c->stats_print);
-  } else if (key.Is("window")) {
-    ok = ParseSize(value, &c->window) && c->window >= (size_t{1} << 30);
-  } else if (key.Is("protect")) {
-    if (value.Is("shared") || value.Is("mprotect")) {
-      c->protect_shared = value.Is("shared");
-      ok = true;
-    }
-  } else if (key.Is("lockdown")) {
-    if (value.Is("main")) {
-      c->lockdown_main = ok = true;
-    } else if (value.size() > 7 && memcmp(value.begin, "signal:", 7) == 0) {
-      ok = ParseSignal({value.begin + 7, value.end}, &c->lockdown_signal);
-    }
-  } else {
-    Report("unknown key", key, {nullptr, nullptr});
-    return;
+// Adds one trigger to *out: "main", "signal:SIG".
+bool ParseLockdown(Slice v, LockdownTrigger* out) {
+  if (v.Is("main")) {
+    out->main = true;
+    return true;
   }
-  if (!ok) Report("bad value for key", key, value);
+  if (v.StartsWith("signal:")) return ParseSignal({v.begin + 7, v.end}, &out->signal);
+  return false;
+}
+
+// The minimum a value must meet, for the message (only where a parser has one).
+const char* Requirement(Slice key) {
+  if (key.Is("window")) return "want a size of at least 1G";
+  return nullptr;
+}
+
+void ParseEntry(Slice key, Slice value, Config* c) {
+#define PMALLOC_CONF_KEY(name, field, type, initial, parser, values, dflt, doc) \
+  if (key.Is(#name)) {                                                          \
+    if (!parser(value, &c->field)) {                                            \
+      Report("bad value for key", key, value, Requirement(key));                \
+    }                                                                           \
+    return;                                                                     \
+  }
+#include "core/config_keys.def"
+#undef PMALLOC_CONF_KEY
+  Report("unknown key", key, {nullptr, nullptr});
 }
 
 }  // namespace
@@ -164,20 +187,14 @@ void ParseConfig(const char* text, Config* out) {
 }
 
 const Config& GetConfig() {
-  if (ABSL_PREDICT_TRUE(state.load(std::memory_order_acquire) == 2)) return config;
-  int expected = 0;
-  if (state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+  absl::call_once(config_once, [] {
     ParseConfig(getenv("PMALLOC_CONF"), &config);
     if (config.window != 0 && !Window::SetSize(config.window)) {
       LogLine line;
       line.Str("pmalloc: PMALLOC_CONF: window already reserved, key 'window' ignored");
       line.Emit();
     }
-    state.store(2, std::memory_order_release);
-  } else {
-    while (state.load(std::memory_order_acquire) != 2) {
-    }
-  }
+  });
   return config;
 }
 

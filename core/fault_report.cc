@@ -1,7 +1,6 @@
 #include "core/fault_report.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <ucontext.h>
 
@@ -9,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
+#include "absl/base/call_once.h"
 #include "absl/debugging/symbolize.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -19,8 +19,8 @@ namespace pmalloc::internal {
 
 namespace {
 
-// 0: not installed, 1: being installed, 2: installed.
-ABSL_CONST_INIT std::atomic<int> install_state{0};
+// SIGSEGV/SIGBUS handlers installed once per process.
+ABSL_CONST_INIT absl::once_flag install_once;
 // The actions in place before ours. Written before our handler can run, read-only after.
 ABSL_CONST_INIT struct sigaction prev_segv = {};
 ABSL_CONST_INIT struct sigaction prev_bus = {};
@@ -262,15 +262,10 @@ void InstallOne(int sig) {
 }  // namespace
 
 void InstallFaultHandler() {
-  if (install_state.load(std::memory_order_acquire) == 2) return;
-  int expected = 0;
-  if (install_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+  absl::call_once(install_once, [] {
     InstallOne(SIGSEGV);
     InstallOne(SIGBUS);
-    install_state.store(2, std::memory_order_release);
-    return;
-  }
-  while (install_state.load(std::memory_order_acquire) != 2) sched_yield();
+  });
 }
 
 }  // namespace pmalloc::internal

@@ -115,7 +115,7 @@ void PrintStatsAtExit() {
 __attribute__((constructor)) void InstallTriggers() {
   const Config& c = GetConfig();
   if (c.disable) return;
-  if (c.lockdown_signal != 0) InstallSignalTrigger(c.lockdown_signal);
+  if (c.lockdown.signal != 0) InstallSignalTrigger(c.lockdown.signal);
 }
 
 // Destructors of libpmalloc run after main's atexit handlers and the executable's static
@@ -161,7 +161,7 @@ void ConfiguredLockdown(const char* why) {
 }
 
 void OnMainEntry() {
-  if (GetConfig().lockdown_main) ConfiguredLockdown("lockdown:main");
+  if (GetConfig().lockdown.main) ConfiguredLockdown("lockdown:main");
 }
 
 void PrintPoolStats() {

@@ -85,6 +85,24 @@ void FreeRange(uintptr_t start, size_t len) {
   }
 }
 
+// The first granule of the window holds no area: its first page is a landmark, a PROT_NONE
+// memfd mapping named "pmalloc-window:0x<window size in hex>", which tells pmalloc-inspect
+// where the window is, so that it can see writable areas that the kernel shows unnamed
+// (without CONFIG_ANON_VMA_NAME). Best effort: without it (memfd_create failing) everything
+// works, and pmalloc-inspect says it cannot see writable areas. No stdio: this may run on
+// the malloc path.
+void MapWindowLandmark(uintptr_t base, size_t size) {
+  char name[40] = "pmalloc-window:0x";
+  size_t len = sizeof("pmalloc-window:0x") - 1;
+  int shift = 60;
+  while (shift > 0 && ((size >> shift) & 0xf) == 0) shift -= 4;
+  for (; shift >= 0; shift -= 4) name[len++] = "0123456789abcdef"[(size >> shift) & 0xf];
+  name[len] = '\0';
+  const int saved = errno;
+  (void)platform::MapLandmark(reinterpret_cast<void*>(base), name);
+  errno = saved;
+}
+
 // REQUIRES: window_lock held.
 uintptr_t Carve(size_t span) {
   const uintptr_t end = Window::base() + Window::size();
@@ -117,7 +135,7 @@ uintptr_t Carve(size_t span) {
 
 bool Window::SetSize(size_t bytes) {
   SpinLockHolder h(&window_lock);
-  if (size() != 0 || bytes < kGranule * 16) return false;
+  if (size() != 0 || bytes < kMinWindowSize) return false;
   requested_size = RoundUp(bytes, kGranule);
   return true;
 }
@@ -126,11 +144,10 @@ bool Window::EnsureInit() {
   if (size() != 0) return true;
   SpinLockHolder h(&window_lock);
   if (size() != 0) return true;
-  constexpr size_t kMinWindow = size_t{1} << 30;
   for (size_t want = requested_size;; want = RoundUp(want / 2, kGranule)) {
     void* base = platform::Reserve(want, kGranule);
     if (base == nullptr) {
-      if (want <= kMinWindow) break;
+      if (want <= kMinWindowSize) break;
       continue;
     }
     const size_t table_bytes =
@@ -141,7 +158,8 @@ bool Window::EnsureInit() {
       break;
     }
     table_ = static_cast<std::atomic<Area*>*>(table);
-    carve_next = reinterpret_cast<uintptr_t>(base);
+    MapWindowLandmark(reinterpret_cast<uintptr_t>(base), want);
+    carve_next = reinterpret_cast<uintptr_t>(base) + kGranule;
     base_.store(reinterpret_cast<uintptr_t>(base), std::memory_order_relaxed);
     size_.store(want, std::memory_order_release);
     return true;

@@ -22,6 +22,8 @@ inline constexpr size_t kGranuleShift = 16;
 inline constexpr size_t kGranule = size_t{1} << kGranuleShift;
 
 inline constexpr size_t kDefaultWindowSize = size_t{64} << 30;
+// The smallest window Window::SetSize accepts, and the floor EnsureInit halves down to.
+inline constexpr size_t kMinWindowSize = size_t{1} << 30;
 
 // One virtually contiguous run of pool pages. Metadata lives here, never on pool pages:
 // a start bit and a live bit per unit.
@@ -58,7 +60,8 @@ class __attribute__((visibility("hidden"))) Window {
     return (a != nullptr && a->Contains(reinterpret_cast<uintptr_t>(p))) ? a : nullptr;
   }
 
-  // Sets the window size used at initialisation. False once the window exists.
+  // Sets the window size used at initialisation (rounded up to a granule). False once the
+  // window exists or when `bytes` < kMinWindowSize.
   static bool SetSize(size_t bytes);
 
   // Reserves the window on first call (halving the size down to 1 GiB if the system

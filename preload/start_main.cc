@@ -35,7 +35,7 @@ extern "C" PMALLOC_EXPORT int __libc_start_main(MainFn main, int argc, char** ar
     line.Str("pmalloc: cannot find glibc's __libc_start_main");
     pmalloc::internal::Fatal(line);
   }
-  if (pmalloc::internal::GetConfig().lockdown_main) {
+  if (pmalloc::internal::GetConfig().lockdown.main) {
     real_main = main;
     main = MainWithLockdown;
   }
