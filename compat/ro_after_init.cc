@@ -12,22 +12,21 @@
 #include <mutex>
 
 #include "core/fatal.h"
+#include "core/registry.h"
 #include "pmalloc/compat/cache.h"
 
 namespace {
 
-constexpr size_t kMaxModules = 128;
-std::mutex registered_mutex;  // constexpr constructor: usable from any constructor
-void* registered[kMaxModules] = {};
-size_t registered_count = 0;
+// Serialises "registered before?" and the registration (module constructors may run on
+// several threads: dlopen). constexpr constructor: usable from any constructor.
+std::mutex registered_mutex;
 
-// True when `start` was registered before; else remembers it. REQUIRES: registered_mutex.
+// True when the section at `start` is already in the lockdown set. The registry is the one
+// list (no limit of its own here). REQUIRES: registered_mutex.
 bool SeenBefore(void* start) {
-  for (size_t i = 0; i < registered_count; ++i) {
-    if (registered[i] == start) return true;
-  }
-  if (registered_count < kMaxModules) registered[registered_count++] = start;
-  return false;
+  pmalloc::internal::Registry::RangeInfo range;
+  return pmalloc::internal::Registry::RangeOf(start, &range) &&
+         range.start == reinterpret_cast<uintptr_t>(start);
 }
 
 // The main program's copy relocations: for a shared object's exported variable that the

@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "core/config.h"
+#include "core/disabled_blocks.h"
+#include "core/log.h"
 #include "core/pool.h"
 #include "core/registry.h"
 #include "pmalloc/pmalloc.h"
@@ -39,6 +41,9 @@ void* JemallocAlloc(size_t size, size_t align, bool zero) {
   return p;
 }
 
+// disable:true: the block is remembered so that pfree keeps its checks (disabled_blocks.h).
+void* Track(Pool* pool, void* p) { return pmalloc::internal::disabled_blocks::Track(pool, p); }
+
 // n * size, or false on overflow.
 bool Multiply(size_t n, size_t size, size_t* out) { return !__builtin_mul_overflow(n, size, out); }
 
@@ -60,7 +65,7 @@ int pmalloc_prealloc(pmalloc_pool* handle, size_t size) {
 void* pzalloc(pmalloc_pool* handle, size_t size) {
   Pool* pool = FromHandle(handle);
   if (pool == nullptr) return nullptr;
-  if (Disabled()) return JemallocAlloc(size, pool->alignment(), true);
+  if (Disabled()) return Track(pool, JemallocAlloc(size, pool->alignment(), true));
   return pool->Allocate(size, 0, true);
 }
 
@@ -71,8 +76,10 @@ void* pmalloc_aligned(pmalloc_pool* handle, size_t size, size_t align) {
     errno = EINVAL;
     return nullptr;
   }
-  if (Disabled())
-    return JemallocAlloc(size, align > pool->alignment() ? align : pool->alignment(), false);
+  if (Disabled()) {
+    return Track(pool,
+                 JemallocAlloc(size, align > pool->alignment() ? align : pool->alignment(), false));
+  }
   return pool->Allocate(size, align, false);
 }
 
@@ -100,17 +107,30 @@ char* pstrdup(pmalloc_pool* handle, const char* s) {
     return nullptr;
   }
   const size_t len = strlen(s) + 1;
-  char* copy = static_cast<char*>(pmalloc(handle, len));
-  if (copy != nullptr) memcpy(copy, s, len);
-  return copy;
+  Pool* pool = FromHandle(handle);
+  if (pool == nullptr) return nullptr;
+  if (Disabled()) {
+    char* copy = static_cast<char*>(Track(pool, JemallocAlloc(len, pool->alignment(), false)));
+    if (copy != nullptr) memcpy(copy, s, len);
+    return copy;
+  }
+  // Copied under the pool lock: a concurrent lockdown cannot protect a half-written string.
+  return static_cast<char*>(pool->Allocate(len, 0, false, s, len));
 }
 
 void pfree(pmalloc_pool* handle, const void* ptr) {
   if (ptr == nullptr) return;
   Pool* pool = FromHandle(handle);
-  if (pool == nullptr) return;
+  if (pool == nullptr) {  // misuse, not corruption: nothing is freed, and it is said
+    pmalloc::internal::LogLine line;
+    line.Str("pmalloc: pfree(): invalid pool handle ").Ptr(handle).Str(" for pointer ").Ptr(ptr);
+    line.Str(": nothing freed (EINVAL)");
+    line.Emit();
+    errno = EINVAL;
+    return;
+  }
   if (Disabled() && !pmalloc::internal::Window::Contains(ptr)) {
-    dallocx(const_cast<void*>(ptr), 0);
+    pmalloc::internal::disabled_blocks::Free(pool, ptr);  // same checks, same messages
     return;
   }
   pool->Free(ptr);
@@ -137,7 +157,10 @@ int pmalloc_seal_pool(pmalloc_pool* handle) {
 
 int pmalloc_destroy_pool(pmalloc_pool* handle) {
   Pool* pool = FromHandle(handle);
-  return pool == nullptr ? -1 : Registry::DestroyPool(pool);
+  if (pool == nullptr || Registry::DestroyPool(pool) != 0) return -1;
+  // The address only is used: the pool object is gone.
+  if (Disabled()) pmalloc::internal::disabled_blocks::ForgetPool(pool);
+  return 0;
 }
 
 int pmalloc_lockdown(unsigned flags) {
@@ -190,7 +213,7 @@ namespace pmalloc {
 extern "C" void*(pmalloc)(pmalloc_pool* handle, size_t size) {
   Pool* pool = FromHandle(handle);
   if (pool == nullptr) return nullptr;
-  if (Disabled()) return JemallocAlloc(size, pool->alignment(), false);
+  if (Disabled()) return Track(pool, JemallocAlloc(size, pool->alignment(), false));
   return pool->Allocate(size, 0, false);
 }
 }  // namespace pmalloc

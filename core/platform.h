@@ -44,7 +44,7 @@ void* AllocatePages(size_t size);
 // page cache, then one mmap(MAP_FIXED) replaces the old mapping atomically: no window where
 // the range is unmapped or writable; the old pages are freed.
 // REQUIRES: nothing writes the range during the call (a store that lands after its page
-// was copied is lost). Cost: one copy of the touched bytes, one pwrite per run of touched
+// was copied would be lost): callers mprotect it read-only first. Cost: one copy of the touched bytes, one pwrite per run of touched
 // pages, one pagemap read per 2 MiB, and a few more syscalls. Needs two descriptors during
 // the call (one is enough: without pagemap every page up to `used` is copied); none after.
 // On failure (errno from memfd_create, ftruncate, pwrite or mmap) the old mapping is left

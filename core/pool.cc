@@ -35,7 +35,7 @@ BlockMap* MapOf(const void* p) {
 
 Pool* Pool::Create(const char* name, size_t refill, unsigned align_order, unsigned flags) {
   if (name == nullptr || name[0] == '\0' || strlen(name) > PMALLOC_NAME_MAX ||
-      align_order > kMaxAlignOrder ||
+      align_order > kMaxPoolAlignOrder ||
       (flags & ~(PMALLOC_POOL_GROWABLE | PMALLOC_POOL_MANUAL)) != 0 || refill > kMaxAllocation) {
     errno = EINVAL;
     return nullptr;
@@ -61,32 +61,36 @@ void Pool::Delete(Pool* pool) {
   MetaFree(pool);
 }
 
-void* Pool::Allocate(size_t size, size_t align, bool zero) {
+void* Pool::Allocate(size_t size, size_t align, bool zero, const void* copy_from, size_t copy_len) {
   if (size > kMaxAllocation) {
     errno = ENOMEM;
     return nullptr;
   }
   if (align == 0 || align < align_) align = align_;
-  if ((align & (align - 1)) != 0 || align > (size_t{1} << kMaxAlignOrder)) {
+  if ((align & (align - 1)) != 0) {
     errno = EINVAL;
+    return nullptr;
+  }
+  if (align > (size_t{1} << kMaxAlignOrder)) {
+    errno = ENOMEM;  // a valid alignment the pool cannot satisfy, as glibc says
     return nullptr;
   }
   const size_t rsize = RoundUp(size == 0 ? 1 : size, align_);
   uintptr_t p = 0;
   bool fresh = false;
-  {
-    SpinLockHolder h(&lock_);
-    if (align == align_) p = TakeFree(rsize);
-    if (p == 0) {
-      p = Bump(rsize, align);
-      if (p == 0) return nullptr;  // errno set by Bump
-      fresh = true;
-    }
-    live_bytes_ += rsize;
-    ++live_allocs_;
+  SpinLockHolder h(&lock_);
+  if (align == align_) p = TakeFree(rsize);
+  if (p == 0) {
+    p = Bump(rsize, align);
+    if (p == 0) return nullptr;  // errno set by Bump
+    fresh = true;
   }
-  // Bump memory has never been handed out, and fresh areas are zero-filled mappings.
+  live_bytes_ += rsize;
+  ++live_allocs_;
+  // Under the lock: once it is released a lockdown may make the block read-only. Bump
+  // memory has never been handed out, and fresh areas are zero-filled mappings.
   if (zero && !fresh) memset(reinterpret_cast<void*>(p), 0, size);
+  if (copy_len != 0) memcpy(reinterpret_cast<void*>(p), copy_from, copy_len);
   return reinterpret_cast<void*>(p);
 }
 
@@ -293,11 +297,13 @@ int Pool::Prealloc(size_t size) {
 }
 
 int Pool::ProtectLocked() {
-  // protect:shared (default) moves each area onto a read-only shared memfd mapping, so
-  // writes through /proc/PID/mem fail too (docs/design.md §2); the pool lock keeps pmalloc's
-  // own writers out during the copy. Bytes past the bump were never handed out and are
-  // not copied. If the move fails (no memory, no descriptor left) the area still gets
-  // mprotect, and one line says the protection is weaker.
+  // Every area is made read-only with mprotect first: a store racing protect either lands
+  // before it or faults, so no completed write is ever lost. protect:shared (default) then
+  // moves the area onto a read-only shared memfd mapping, so writes through /proc/PID/mem
+  // fail too (docs/design.md §2): its copy reads memory that nothing can write any more, and the
+  // pool lock keeps pmalloc's own writers out. Bytes past the bump were never handed out
+  // and are not copied. If the move fails (no memory, no descriptor left) the area keeps
+  // the mprotect, and one line says the protection is weaker.
   const bool shared = GetConfig().protect_shared;
   int err = 0;
   int shared_err = 0;
@@ -305,18 +311,17 @@ int Pool::ProtectLocked() {
     Area* a = m->area;
     if (!a->writable.load(std::memory_order_relaxed)) continue;
     void* base = reinterpret_cast<void*>(a->base);
-    bool ok = false;
-    if (shared) {
-      ok = platform::RemapSharedReadOnly(base, a->size, RoundUp(m->bump, platform::PageSize()),
-                                         map_name_);
-      if (!ok && shared_err == 0) shared_err = errno;
+    if (!platform::ProtectReadOnly(base, a->size)) {
+      if (err == 0) err = errno;
+      continue;
     }
-    if (!ok) ok = platform::ProtectReadOnly(base, a->size);
-    if (ok) {
-      a->writable.store(false, std::memory_order_release);
-    } else if (err == 0) {
-      err = errno;
+    if (shared &&
+        !platform::RemapSharedReadOnly(base, a->size, RoundUp(m->bump, platform::PageSize()),
+                                       map_name_) &&
+        shared_err == 0) {
+      shared_err = errno;
     }
+    a->writable.store(false, std::memory_order_release);
   }
   if (shared_err != 0) {
     LogLine line;
@@ -359,6 +364,7 @@ int Pool::Seal() {
     errno = err;
     return -1;
   }
+  sealed_ = true;  // also for an empty pool: sealed means never destroyed
   return 0;
 }
 
@@ -371,7 +377,7 @@ void Pool::Stats(pmalloc_stats* out) {
   out->freed_after_protect_bytes = freed_after_protect_;
   out->areas = area_count_;
   bool all_ro = true;
-  bool all_sealed = areas_ != nullptr;
+  bool all_sealed = sealed_;
   for (const BlockMap* m = areas_; m != nullptr; m = m->next) {
     all_ro = all_ro && !m->area->writable.load(std::memory_order_relaxed);
     all_sealed = all_sealed && m->area->sealed.load(std::memory_order_relaxed);
@@ -382,11 +388,13 @@ void Pool::Stats(pmalloc_stats* out) {
 
 int Pool::UnmapAreas() {
   SpinLockHolder h(&lock_);
+  bool sealed = sealed_;
   for (const BlockMap* m = areas_; m != nullptr; m = m->next) {
-    if (m->area->sealed.load(std::memory_order_relaxed)) {
-      errno = EPERM;
-      return -1;
-    }
+    sealed = sealed || m->area->sealed.load(std::memory_order_relaxed);
+  }
+  if (sealed) {
+    errno = EPERM;
+    return -1;
   }
   if (live_allocs_ != 0) {
     errno = EBUSY;

@@ -29,7 +29,13 @@ inline constexpr size_t kDefaultRefill = size_t{64} << 10;
 // Areas grow with the pool (Pool::OpenArea) up to this size: below the 2 MiB at which an
 // area asks for transparent huge pages, so growth never changes how pages are backed.
 inline constexpr size_t kMaxAreaGrowth = size_t{1} << 20;
+// Largest per-call alignment (pmalloc_aligned, memalign in a scope): 1 GiB; above it a
+// power-of-two alignment fails with ENOMEM (glibc's rule: it cannot be satisfied).
 inline constexpr unsigned kMaxAlignOrder = 30;
+// Largest pool alignment (align_order at creation): 2 MiB. Every allocation of such a pool
+// takes at least 1 << align_order bytes of the shared window (and an area of twice that
+// when it opens one): at 30, 31 one-byte allocations took the whole 64 GiB window.
+inline constexpr unsigned kMaxPoolAlignOrder = 21;
 
 class Pool {
  public:
@@ -42,7 +48,11 @@ class Pool {
   bool Valid() const { return magic_ == kMagic; }
 
   // `align` 0 means the pool's alignment. nullptr with errno (ENOMEM, EPERM, EINVAL).
-  void* Allocate(size_t size, size_t align, bool zero);
+  // `zero` zeroes the block; `copy_len` bytes from `copy_from` are copied into its start.
+  // Both happen under the pool lock, so a concurrent Protect() never sees (and never makes
+  // read-only) a block pmalloc has not finished writing. REQUIRES: copy_len <= size.
+  void* Allocate(size_t size, size_t align, bool zero, const void* copy_from = nullptr,
+                 size_t copy_len = 0);
   // Aborts with a fixed message on an invalid pointer or double free. REQUIRES: p != null.
   void Free(const void* p);
   int Prealloc(size_t size);
@@ -104,6 +114,7 @@ class Pool {
   BlockMap* areas_ ABSL_GUARDED_BY(lock_) = nullptr;
   BlockMap* current_ ABSL_GUARDED_BY(lock_) = nullptr;  // writable area bump-allocated from
   bool protected_ ABSL_GUARDED_BY(lock_) = false;       // no writable area since last protect
+  bool sealed_ ABSL_GUARDED_BY(lock_) = false;          // Seal() succeeded: never destroyed
   AddrVector small_free_[kSmallUnits + 1] ABSL_GUARDED_BY(lock_);
   RangeVector large_free_ ABSL_GUARDED_BY(lock_);
 

@@ -33,9 +33,9 @@ void* PoolRealloc(void* p, size_t size) noexcept {
   if (old_size == 0) FatalNotInPool("realloc", p);
   // Shrinking (or growing within the block) keeps the block; the pool has no in-place split.
   if (size <= old_size) return p;
-  void* q = pool->Allocate(size, 0, false);
+  // Copied under the pool lock, so a concurrent lockdown never protects a half-copied block.
+  void* q = pool->Allocate(size, 0, false, p, old_size);
   if (q == nullptr) return nullptr;  // errno from the pool; old block untouched
-  memcpy(q, p, old_size);
   pool->Free(p);
   return q;
 }

@@ -5,11 +5,13 @@
 #include <stdio.h>
 
 #include <atomic>
+#include <new>
 
 #include "absl/base/attributes.h"
 #include "absl/base/const_init.h"
 #include "absl/base/internal/spinlock.h"
 #include "core/config.h"
+#include "core/disabled_blocks.h"
 #include "core/fault_report.h"
 #include "core/log.h"
 #include "core/platform.h"
@@ -36,18 +38,40 @@ ABSL_CONST_INIT Pool* pools = nullptr;  // guarded by registry_lock
 ABSL_CONST_INIT std::atomic<Pool*> default_pool{nullptr};
 ABSL_CONST_INIT std::atomic<bool> locked_down{false};
 ABSL_CONST_INIT bool fork_handlers_installed = false;  // guarded by registry_lock
-ABSL_CONST_INIT LockdownRange ranges[Registry::kMaxRanges] = {};
+// Ranges live in chunks that are never freed: the first is static (registration runs from
+// module constructors, before anything else of pmalloc), later ones are mapped pages, so
+// any number of ranges can be registered and the fault handler walks them lock-free.
+constexpr size_t kRangesPerChunk = 256;
+struct RangeChunk {
+  LockdownRange ranges[kRangesPerChunk] = {};
+  std::atomic<RangeChunk*> next{nullptr};  // published (release) before range_count grows
+};
+ABSL_CONST_INIT RangeChunk first_chunk;
+ABSL_CONST_INIT RangeChunk* last_chunk = &first_chunk;  // guarded by registry_lock
 // Written under registry_lock (release: the entry is complete); read lock-free.
 ABSL_CONST_INIT std::atomic<size_t> range_count{0};
+
+// Calls fn(range) for the first n ranges. Lock-free: n from an acquire load of range_count.
+template <class Fn>
+bool ForEachRange(size_t n, Fn fn) {
+  const RangeChunk* chunk = &first_chunk;
+  for (size_t i = 0; i < n; ++i) {
+    if (i != 0 && i % kRangesPerChunk == 0) chunk = chunk->next.load(std::memory_order_acquire);
+    if (fn(const_cast<LockdownRange&>(chunk->ranges[i % kRangesPerChunk]))) return true;
+  }
+  return false;
+}
 
 // Fork: hold every pmalloc lock across fork so the child never inherits one mid-update.
 void PrepareFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   registry_lock.Lock();
   for (Pool* p = pools; p != nullptr; p = p->next) p->LockForFork();
   Window::LockForFork();
+  disabled_blocks::LockForFork();
 }
 
 void AfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  disabled_blocks::UnlockAfterFork();
   Window::UnlockAfterFork();
   for (Pool* p = pools; p != nullptr; p = p->next) p->UnlockAfterFork();
   registry_lock.Unlock();
@@ -62,16 +86,24 @@ void StaticMapName(const char* name, char* out, size_t size) {
   snprintf(out, size, "pmalloc:static:%s", base);
 }
 
-// Under protect:shared (the default) the range's pages move onto a read-only MAP_SHARED
-// memfd mapping, as pool areas do, so /proc/PID/mem cannot write them either; every page
-// is copied (a module's .data is file-backed: untouched pages hold the file's bytes). If
-// the move fails the range is still mprotected, and one line says so. mprotect follows
-// in every case, on every lockdown (cheap, and restores PROT_READ if it was changed).
+// mprotect(PROT_READ) comes first, on every lockdown (cheap, and restores PROT_READ if it
+// was changed): a store racing lockdown either lands before it or faults, never lost.
+// Under protect:shared (the default) the range's pages then move onto a read-only
+// MAP_SHARED memfd mapping, as pool areas do, so /proc/PID/mem cannot write them either;
+// every page is copied (a module's .data is file-backed: untouched pages hold the file's
+// bytes). If the move fails the range keeps the mprotect, and one line says so.
 bool ProtectRange(LockdownRange& r, bool seal, int* err) {
   // A write into a protected range gets a report naming it. Installed here, when a range is
   // first protected, not when it registers (every module constructor registers, libpmalloc's
   // own included): a process that never locks down keeps its signal dispositions.
   InstallFaultHandler();
+  // A sealed range is read-only for good, and mprotect on it fails with EPERM: nothing to do
+  // (a later lockdown, or one in a forked child, which inherits the seal).
+  if (r.sealed.load(std::memory_order_relaxed)) return true;
+  if (!platform::ProtectReadOnly(r.start, r.len)) {
+    if (*err == 0) *err = errno;
+    return false;
+  }
   if (!r.shared && GetConfig().protect_shared) {
     char map_name[128];
     StaticMapName(r.name, map_name, sizeof(map_name));
@@ -84,10 +116,6 @@ bool ProtectRange(LockdownRange& r, bool seal, int* err) {
       line.Str("): protected with mprotect only, /proc/PID/mem can still write it");
       line.Emit();
     }
-  }
-  if (!platform::ProtectReadOnly(r.start, r.len)) {
-    if (*err == 0) *err = errno;
-    return false;
   }
   if (seal && !r.sealed.load(std::memory_order_relaxed)) {
     if (platform::Seal(r.start, r.len)) {
@@ -146,8 +174,10 @@ int Registry::Lockdown(unsigned flags) {
     if ((p->flags() & PMALLOC_POOL_MANUAL) != 0) continue;
     if ((seal ? p->Seal() : p->Protect()) != 0 && err == 0) err = errno;
   }
-  const size_t n = range_count.load(std::memory_order_relaxed);
-  for (size_t i = 0; i < n; ++i) ProtectRange(ranges[i], seal, &err);
+  ForEachRange(range_count.load(std::memory_order_relaxed), [&](LockdownRange& r) {
+    ProtectRange(r, seal, &err);
+    return false;
+  });
   locked_down.store(true, std::memory_order_release);
   if (err != 0) {
     errno = err;
@@ -165,11 +195,18 @@ int Registry::RegisterRange(void* start, size_t len, const char* name) {
   }
   SpinLockHolder h(&registry_lock);
   const size_t n = range_count.load(std::memory_order_relaxed);
-  if (n == kMaxRanges) {
-    errno = ENOMEM;
-    return -1;
+  if (n != 0 && n % kRangesPerChunk == 0) {
+    void* mem = platform::AllocatePages((sizeof(RangeChunk) + platform::PageSize() - 1) &
+                                        ~(platform::PageSize() - 1));
+    if (mem == nullptr) {
+      errno = ENOMEM;
+      return -1;
+    }
+    RangeChunk* chunk = new (mem) RangeChunk();
+    last_chunk->next.store(chunk, std::memory_order_release);
+    last_chunk = chunk;
   }
-  LockdownRange& r = ranges[n];
+  LockdownRange& r = last_chunk->ranges[n % kRangesPerChunk];
   r.start = start;
   r.len = len;
   r.name = name;
@@ -188,18 +225,15 @@ int Registry::RegisterRange(void* start, size_t len, const char* name) {
 
 bool Registry::RangeOf(const void* addr, RangeInfo* out) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
-  const size_t n = range_count.load(std::memory_order_acquire);
-  for (size_t i = 0; i < n; ++i) {
-    const LockdownRange& r = ranges[i];
+  return ForEachRange(range_count.load(std::memory_order_acquire), [&](const LockdownRange& r) {
     const uintptr_t start = reinterpret_cast<uintptr_t>(r.start);
-    if (a - start >= r.len) continue;
+    if (a - start >= r.len) return false;
     out->start = start;
     out->len = r.len;
     out->name = r.name;
     out->sealed = r.sealed.load(std::memory_order_relaxed);
     return true;
-  }
-  return false;
+  });
 }
 
 Pool* Registry::DefaultPool() {

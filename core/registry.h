@@ -1,6 +1,7 @@
 // The registry: every live pool, the default lockable pool, lockdown, lockdown ranges
 // (protected statics) and the fork handlers that keep pool locks consistent in a child.
-// Lock order: registry lock, then a pool's lock, then the window lock.
+// Lock order: registry lock, then a pool's lock, then the window lock (then, across fork
+// only, the disable:true block table's lock).
 #ifndef PMALLOC_CORE_REGISTRY_H_
 #define PMALLOC_CORE_REGISTRY_H_
 
@@ -13,15 +14,14 @@ namespace pmalloc::internal {
 
 class Registry {
  public:
-  static constexpr size_t kMaxRanges = 256;
-
   // Creates a pool and links it (nullptr with errno).
   static Pool* CreatePool(const char* name, size_t refill, unsigned align_order, unsigned flags);
   // Releases the pool's pages and unlinks it; -1 with errno (pool intact on EBUSY/EPERM).
   static int DestroyPool(Pool* pool);
   // Protects (and with PMALLOC_LOCKDOWN_SEAL seals) every non-MANUAL pool and range.
   static int Lockdown(unsigned flags);
-  // Adds whole pages to the lockdown set (protected now if lockdown already ran).
+  // Adds whole pages to the lockdown set (protected now if lockdown already ran). Any
+  // number of ranges (ENOMEM only when no page can be mapped for more).
   static int RegisterRange(void* start, size_t len, const char* name);
   struct RangeInfo {
     uintptr_t start;

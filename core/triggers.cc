@@ -1,5 +1,6 @@
 #include "core/triggers.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,7 +22,23 @@ namespace {
 // lockdown:signal: the handler only writes to an eventfd (async-signal-safe); a helper
 // thread with every signal blocked does the lockdown, which takes locks and may allocate
 // metadata and so cannot run in the handler.
+//
+// The helper must not change the program's lifetime: glibc ends the process with exit(0)
+// when its count of running threads drops to zero (the last thread returns, or main calls
+// pthread_exit), and a counted helper that never returns would keep the process alive for
+// ever, deaf to SIGTERM (every signal blocked). So the helper is taken out of that count:
+// glibc's __nptl_nthreads (GLIBC_PRIVATE; the counter thread_db reads) is decremented once
+// pthread_create has counted it. When the program's last thread ends, exit_group ends the
+// helper wherever it is, as it does for any thread at exit. Without that symbol (not glibc)
+// the helper stays counted and one line says so. Measured (trigger_test): pthread_exit from
+// main exits 0, a lockdown after main exited still happens, SIGTERM still kills.
 ABSL_CONST_INIT int signal_fd = -1;
+
+unsigned int* GlibcThreadCount() {
+  static unsigned int* const count =
+      static_cast<unsigned int*>(dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE"));
+  return count;
+}
 
 void* LockdownThread(void*) {
   uint64_t n;
@@ -30,6 +47,8 @@ void* LockdownThread(void*) {
     if (r == sizeof(n)) {
       ConfiguredLockdown("lockdown:signal");
     } else if (r < 0 && errno != EINTR) {
+      // Counted again before glibc's thread exit takes it off the count.
+      if (unsigned int* count = GlibcThreadCount()) __atomic_add_fetch(count, 1, __ATOMIC_SEQ_CST);
       return nullptr;
     }
   }
@@ -42,6 +61,7 @@ void OnSignal(int) {
   errno = saved;
 }
 
+// REQUIRES: the calling thread is running (it keeps the count above zero meanwhile).
 bool StartLockdownThread() {
   sigset_t all, old;
   sigfillset(&all);
@@ -51,6 +71,7 @@ bool StartLockdownThread() {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (err != 0) return false;
   pthread_detach(t);
+  if (unsigned int* count = GlibcThreadCount()) __atomic_sub_fetch(count, 1, __ATOMIC_SEQ_CST);
   return true;
 }
 
@@ -66,6 +87,12 @@ void InstallSignalTrigger(int sig) {
         .Str("); trigger disabled");
     line.Emit();
     return;
+  }
+  if (GlibcThreadCount() == nullptr) {
+    LogLine line;
+    line.Str("pmalloc: lockdown:signal: glibc's thread count not found: the lockdown thread ");
+    line.Str("keeps the process alive after its last own thread (pthread_exit from main)");
+    line.Emit();
   }
   pthread_atfork(nullptr, nullptr, RestartInChild);
   struct sigaction sa;

@@ -11,9 +11,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "pmalloc/compat/cache.h"
@@ -272,6 +274,49 @@ TEST(RoAfterInit, DlopenedModuleIsProtectedAndPinned) {
         set(6);
       },
       testing::KilledBySignal(SIGSEGV), "locked down");
+}
+
+// Any number of modules with __ro_after_init statics: 300 copies of one module (distinct
+// files, so distinct modules) all register, and the last is protected by lockdown. It used
+// to abort at the 256th range (issue 9.8). In a child: the modules stay pinned.
+TEST(RoAfterInit, ThreeHundredModulesAreAllProtected) {
+  char dir[] = "/tmp/pmalloc-ro-modules-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  auto path = [&dir](int i) { return std::string(dir) + "/m" + std::to_string(i) + ".so"; };
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::string module;
+    {
+      FILE* in = fopen(RO_DL_MODULE_PATH, "rb");
+      if (in == nullptr) _exit(11);
+      char buf[65536];
+      size_t n;
+      while ((n = fread(buf, 1, sizeof(buf), in)) > 0) module.append(buf, n);
+      fclose(in);
+    }
+    void (*last_set)(int) = nullptr;
+    for (int i = 0; i < 300; ++i) {
+      FILE* out = fopen(path(i).c_str(), "wb");
+      if (out == nullptr || fwrite(module.data(), 1, module.size(), out) != module.size())
+        _exit(12);
+      fclose(out);
+      void* handle = dlopen(path(i).c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (handle == nullptr) _exit(13);
+      last_set = reinterpret_cast<void (*)(int)>(dlsym(handle, "ro_dl_set"));
+      if (last_set == nullptr) _exit(14);
+    }
+    last_set(2);  // writable before lockdown
+    if (pmalloc_lockdown(0) != 0) _exit(15);
+    last_set(3);  // must fault
+    _exit(0);
+  }
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  for (int i = 0; i < 300; ++i) unlink(path(i).c_str());
+  rmdir(dir);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "exit " << WEXITSTATUS(status);
+  EXPECT_EQ(WTERMSIG(status), SIGSEGV);
 }
 
 }  // namespace

@@ -43,6 +43,9 @@ TEST(CreatePool, RejectsBadArguments) {
   EXPECT_EQ(pmalloc_create_pool("bad-order", 0, 31, 0), nullptr);
   EXPECT_EQ(errno, EINVAL);
   errno = 0;
+  EXPECT_EQ(pmalloc_create_pool("bad-order", 0, 22, 0), nullptr);  // above 2 MiB
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
   EXPECT_EQ(pmalloc_create_pool("bad-flags", 0, 0, 1u << 7), nullptr);
   EXPECT_EQ(errno, EINVAL);
 }
@@ -63,6 +66,25 @@ TEST(CreatePool, NullPoolIsEinvalEverywhere) {
   pmalloc_stats s;
   EXPECT_EQ(pmalloc_pool_stats(nullptr, &s), -1);
   pfree(nullptr, nullptr);  // no-op
+}
+
+// pfree with a NULL (or not a pool) handle and a live pointer frees nothing, sets EINVAL
+// and says so in one line.
+TEST(Free, NullPoolWithLivePointerIsEinvalAndSaid) {
+  pmalloc_pool* pool = NewPool("null-handle");
+  void* p = pmalloc(pool, 32);
+  testing::internal::CaptureStderr();
+  errno = 0;
+  pfree(nullptr, p);
+  const int err = errno;
+  const std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err, EINVAL);
+  EXPECT_NE(said.find("pmalloc: pfree(): invalid pool handle 0x0 for pointer 0x"),
+            std::string::npos)
+      << said;
+  EXPECT_EQ(Stats(pool).live_allocs, 1u);  // still live, still ours
+  pfree(pool, p);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
 }
 
 TEST(Allocate, DistinctAlignedAndWritable) {
@@ -121,6 +143,34 @@ TEST(Allocate, AlignOrderIsHonoured) {
     }
     pmalloc_protect_pool(pool);  // allocations still live: leave the pool
   }
+}
+
+// A pool of the largest alignment costs its alignment per allocation, not the window.
+TEST(Allocate, LargestPoolAlignmentDoesNotExhaustTheWindow) {
+  pmalloc_pool* pool = NewPool("align21", 0, 21);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 100; ++i) {
+    void* p = pmalloc(pool, 1);
+    ASSERT_NE(p, nullptr) << i;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (size_t{1} << 21), 0u);
+    blocks.push_back(p);
+  }
+  EXPECT_LE(Stats(pool).mapped_bytes, size_t{100} * (4 << 20));
+  for (void* p : blocks) pfree(pool, p);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
+}
+
+// A power-of-two alignment above 1 GiB cannot be satisfied: ENOMEM (glibc's rule); a
+// non-power-of-two is EINVAL.
+TEST(Allocate, AlignmentAboveOneGibIsEnomem) {
+  pmalloc_pool* pool = NewPool("bigalign");
+  errno = 0;
+  EXPECT_EQ(pmalloc_aligned(pool, 16, size_t{1} << 31), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(pmalloc_aligned(pool, 16, 48), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
 }
 
 TEST(Allocate, PerCallAlignment) {

@@ -135,6 +135,23 @@ TEST(Seal, MprotectFailsAndDestroyIsRefused) {
   EXPECT_EXIT(p[0] = 'X', testing::KilledBySignal(SIGSEGV), "");
 }
 
+// Sealing an empty pool seals the pool: is_sealed says so and destroy is refused; a
+// non-growable one never allocates again (issue 9.8).
+TEST(Seal, EmptyPoolIsSealed) {
+  if (!HasMseal()) GTEST_SKIP() << "kernel without mseal(2)";
+  pmalloc_pool* pool = pmalloc_create_pool("sealed-empty", 0, 0, PMALLOC_POOL_MANUAL);
+  ASSERT_EQ(pmalloc_seal_pool(pool), 0);
+  pmalloc_stats s = Stats(pool);
+  EXPECT_EQ(s.is_sealed, 1);
+  EXPECT_EQ(s.is_protected, 1);
+  errno = 0;
+  EXPECT_EQ(pmalloc(pool, 16), nullptr);
+  EXPECT_EQ(errno, EPERM);
+  errno = 0;
+  EXPECT_EQ(pmalloc_destroy_pool(pool), -1);
+  EXPECT_EQ(errno, EPERM);
+}
+
 TEST(Lockdown, ProtectsAllButManualPools) {
   int status = InChild([] {
     pmalloc_pool* a = pmalloc_create_pool("ld-a", 0, 0, 0);
@@ -224,6 +241,33 @@ TEST(Fork, ProtectedPoolStaysProtectedInChild) {
   });
   ASSERT_TRUE(WIFSIGNALED(status));
   EXPECT_EQ(WTERMSIG(status), SIGSEGV);
+}
+
+// After a sealed lockdown, later lockdowns skip what is already sealed: they return 0 and
+// still protect and seal what is new, in the process and in a forked child (issue 9.4).
+TEST(Lockdown, RepeatedSealedLockdownSucceeds) {
+  if (!HasMseal()) GTEST_SKIP() << "kernel without mseal(2)";
+  int status = InChild([] {
+    void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pmalloc_register_lockdown_range(page, 4096, "sealed-static") != 0) return 10;
+    pmalloc_pool* pool = pmalloc_default_pool();
+    if (pmalloc(pool, 64) == nullptr) return 11;
+    if (pmalloc_lockdown(PMALLOC_LOCKDOWN_SEAL) != 0) return 12;
+    void* later = pmalloc(pool, 64);  // GROWABLE: a fresh area
+    if (later == nullptr) return 13;
+    if (pmalloc_lockdown(PMALLOC_LOCKDOWN_SEAL) != 0) return 14;
+    if (pmalloc_lockdown(0) != 0) return 15;
+    if (Stats(pool).is_sealed != 1 || pmalloc_is_protected(later) != 1) return 16;
+    const int child = InChild([pool] {
+      if (pmalloc(pool, 64) == nullptr) return 20;
+      if (pmalloc_lockdown(PMALLOC_LOCKDOWN_SEAL) != 0) return 21;
+      return pmalloc_lockdown(0) == 0 ? 0 : 22;
+    });
+    if (!WIFEXITED(child)) return 30;
+    return WEXITSTATUS(child);
+  });
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace

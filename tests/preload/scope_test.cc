@@ -3,9 +3,12 @@
 // from any thread, and a pool pointer never reaches jemalloc.
 #include <errno.h>
 #include <malloc.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
@@ -305,6 +308,91 @@ TEST(Scope, LockedScopedMapFaultsOnWriteAndReadsCorrectly) {
   EXPECT_EXIT(m->begin()->second[0] = 7, testing::KilledBySignal(SIGSEGV), "");
   EXPECT_EXIT((*m)["inserted after lockdown"].push_back(1), testing::KilledBySignal(SIGSEGV), "");
   EXPECT_EXIT(m->begin()->second.push_back(1), testing::KilledBySignal(SIGSEGV), "");
+}
+
+// memalign agrees with glibc in and out of a scope: a power-of-two alignment that cannot be
+// satisfied is ENOMEM (never EINVAL), a non-power-of-two is EINVAL where glibc says so.
+TEST(Scope, HugeAlignmentIsEnomemTaggedAndUntagged) {
+  pmalloc_pool* pool = pmalloc_create_pool("hugealign", 0, 0, 0);
+  const size_t huge = size_t{1} << 31;
+  for (pmalloc_pool* scope : {pool, static_cast<pmalloc_pool*>(nullptr)}) {
+    pmalloc::ScopedPool in(scope);
+    errno = 0;
+    void* p = memalign(huge, Opaque(16));
+    if (p != nullptr) {  // jemalloc may manage it untagged: then it is aligned
+      EXPECT_EQ(scope, nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % huge, 0u);
+      free(p);
+    } else {
+      EXPECT_EQ(errno, ENOMEM) << (scope != nullptr ? "tagged" : "untagged");
+    }
+    void* q = nullptr;
+    const int rc = posix_memalign(&q, huge, Opaque(16));
+    if (rc == 0) {
+      EXPECT_EQ(scope, nullptr);
+      free(q);
+    } else {
+      EXPECT_EQ(rc, ENOMEM) << (scope != nullptr ? "tagged" : "untagged");
+    }
+    errno = 0;
+    EXPECT_EQ(aligned_alloc(Opaque(48), 16), nullptr);
+    EXPECT_EQ(errno, EINVAL);
+  }
+}
+
+// The test's own writes may lose the race against lockdown and fault: the handler then
+// jumps back (the thread tries again), while a fault anywhere else (inside pmalloc) kills.
+thread_local sigjmp_buf user_write_env;
+thread_local volatile sig_atomic_t in_user_write = 0;
+
+void OnUserWriteFault(int sig) {
+  if (in_user_write) siglongjmp(user_write_env, 1);
+  signal(sig, SIG_DFL);  // the faulting instruction runs again and kills
+}
+
+// realloc and calloc in a scope initialise the block under the pool lock: a lockdown from
+// another thread never protects a half-copied or half-zeroed block (issue 9.2). In a
+// forked child: lockdown is process-wide.
+TEST(Concurrency, ScopeReallocAndCallocRacingLockdown) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    pmalloc_pool* pool = pmalloc_create_pool("race-scope", 0, 0, PMALLOC_POOL_GROWABLE);
+    signal(SIGSEGV, OnUserWriteFault);
+    std::atomic<bool> stop{false};
+    std::atomic<int> bad{0};
+    std::thread user([&] {
+      pmalloc::ScopedPool scope(pool);
+      while (!stop.load(std::memory_order_relaxed)) {
+        auto* p = static_cast<unsigned char*>(malloc(Opaque(1500)));
+        if (p == nullptr) continue;
+        if (sigsetjmp(user_write_env, 1) != 0) {
+          in_user_write = 0;
+          continue;  // lockdown protected p before the test wrote it
+        }
+        in_user_write = 1;
+        memset(p, 0xab, 1500);
+        void* dirty = malloc(Opaque(2000));
+        if (dirty != nullptr) memset(dirty, 0xcd, 2000);
+        in_user_write = 0;
+        free(dirty);
+        auto* q = static_cast<unsigned char*>(realloc(p, Opaque(3000)));
+        if (q != nullptr && (q[0] != 0xab || q[1499] != 0xab)) bad.fetch_add(1);
+        auto* z = static_cast<unsigned char*>(calloc(1, Opaque(2000)));
+        if (z != nullptr && (z[0] != 0 || z[1999] != 0)) bad.fetch_add(1);
+      }
+    });
+    for (int i = 0; i < 300; ++i) {
+      (void)pmalloc_lockdown(0);
+      usleep(200 + static_cast<useconds_t>((i * 7919) % 800));
+    }
+    stop = true;
+    user.join();
+    _exit(bad.load() == 0 ? 0 : 1);
+  }
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
 }
 
 }  // namespace

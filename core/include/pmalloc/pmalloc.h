@@ -16,6 +16,7 @@
  *    pool's block included), and double pfree:
  *      "pmalloc: pfree(): invalid pointer <addr> for pool '<name>'"
  *      "pmalloc: pfree(): double free of <addr> in pool '<name>'"
+ *    (also under PMALLOC_CONF=disable:true, pools served by jemalloc).
  *    free() or realloc() of the libc face (and kfree) given a pointer inside the pool
  *    window that is in no live pool area (e.g. of a destroyed pool):
  *      "pmalloc: free(): invalid pointer <addr> (inside the pool window, in no live pool area)"
@@ -54,7 +55,9 @@ struct pmalloc_pool; /* opaque */
 /* Creates an empty pool. `name` (1..PMALLOC_NAME_MAX bytes) names its areas in
  * /proc/PID/maps as "pmalloc:<name>". `refill` is the minimum area size, rounded up to
  * whole pages (0: 64 KiB). Every allocation is aligned to 1 << align_order bytes
- * (0: 16, the malloc default; at most 30).
+ * (0: 16, the malloc default; at most 21, 2 MiB: each allocation of the pool takes at least
+ * 1 << align_order bytes of the process's pool window, so larger pool alignments would
+ * exhaust it after a few allocations; per-call alignment goes up to 1 GiB).
  * Errors: EINVAL (NULL/empty/too long name, bad align_order, unknown flags), ENOMEM. */
 PMALLOC_EXPORT struct pmalloc_pool *pmalloc_create_pool(const char *name, size_t refill,
                                                         unsigned short align_order, unsigned flags);
@@ -79,12 +82,15 @@ PMALLOC_EXPORT void *pcalloc(struct pmalloc_pool *pool, size_t n, size_t size);
 /* Copies the NUL-terminated string `s` into the pool. EINVAL for a NULL string. */
 PMALLOC_EXPORT char *pstrdup(struct pmalloc_pool *pool, const char *s);
 /* pmalloc with an explicit alignment (a power of two; at least the pool's own).
- * Errors: as pmalloc, plus EINVAL for a bad alignment. */
+ * Errors: as pmalloc, plus EINVAL for an alignment that is not a power of two, and ENOMEM
+ * for one above 1 GiB (as glibc: a valid alignment that cannot be satisfied). */
 PMALLOC_EXPORT void *pmalloc_aligned(struct pmalloc_pool *pool, size_t size, size_t align);
 
 /* Releases an allocation. Before the pool is protected the memory is reused; after, it is
  * only un-accounted (stats.freed_after_protect_bytes) until the pool is destroyed.
- * pfree(pool, NULL) does nothing. Aborts on an invalid pointer or a double free. */
+ * pfree(pool, NULL) does nothing. Aborts on an invalid pointer or a double free.
+ * A NULL or invalid pool handle with a non-NULL pointer is misuse of the call, not memory
+ * corruption: nothing is freed, errno is set to EINVAL and one line on stderr names both. */
 PMALLOC_EXPORT void pfree(struct pmalloc_pool *pool, const void *ptr);
 
 /* Usable size of a live pool allocation (at least the requested size), 0 if `ptr` is not
@@ -104,7 +110,10 @@ PMALLOC_EXPORT size_t pmalloc_usable_size(const void *ptr);
 PMALLOC_EXPORT int pmalloc_protect_pool(struct pmalloc_pool *pool);
 
 /* Protects the pool if needed, then seals its areas with mseal(2): they can never be made
- * writable, unmapped or remapped again, and the pool can never be destroyed.
+ * writable, unmapped or remapped again, and the pool can never be destroyed. An empty pool
+ * is sealed too: is_sealed reports 1, destroy fails with EPERM, and unless GROWABLE it
+ * never allocates again (EPERM). A GROWABLE pool may still open new areas, which stay
+ * writable (is_sealed 0) until the next seal or sealed lockdown.
  * Errors: ENOSYS when the kernel has no mseal (the pool is still protected). */
 PMALLOC_EXPORT int pmalloc_seal_pool(struct pmalloc_pool *pool);
 
@@ -117,7 +126,9 @@ PMALLOC_EXPORT int pmalloc_destroy_pool(struct pmalloc_pool *pool);
 /* Protects every pool not created with PMALLOC_POOL_MANUAL, and every range registered
  * with pmalloc_register_lockdown_range; with PMALLOC_LOCKDOWN_SEAL also seals them.
  * Returns 0, or -1 with the errno of the first failure (every pool is still attempted;
- * ENOSYS when sealing is unsupported: the pools are still protected). */
+ * ENOSYS when sealing is unsupported: the pools are still protected). May be called again
+ * (also in a forked child): what is already protected or sealed is skipped, what is new
+ * (areas a GROWABLE pool opened since, ranges registered since) is protected and sealed. */
 PMALLOC_EXPORT int pmalloc_lockdown(unsigned flags);
 
 /* Registers whole pages [start, start + len) that pmalloc_lockdown() makes read-only
@@ -125,8 +136,8 @@ PMALLOC_EXPORT int pmalloc_lockdown(unsigned flags);
  * happened the range is protected at once. Under the default PMALLOC_CONF protect:shared
  * the pages are replaced by a read-only shared copy (so /proc/PID/mem cannot write them):
  * the bytes stay, but a file mapping registered here is no longer connected to its file.
- * Errors: EINVAL (NULL, len 0, not page-aligned), ENOMEM (too many ranges), or the errno
- * of mprotect. */
+ * Any number of ranges. Errors: EINVAL (NULL, len 0, not page-aligned), ENOMEM (no memory
+ * for the range table), or the errno of mprotect. */
 PMALLOC_EXPORT int pmalloc_register_lockdown_range(void *start, size_t len, const char *name);
 
 /* The pool that owns `ptr` (any byte of a pool area), or NULL. Lock-free, O(1). */
