@@ -99,3 +99,7 @@ PY
 
 # median A B C...: the median of numbers.
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# cpu_ns PID: nanoseconds all threads of PID have run on a CPU (schedstat). On a loaded
+# machine the server's CPU time per load is far steadier than the wall-clock time.
+cpu_ns() { cat /proc/$1/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}'; }

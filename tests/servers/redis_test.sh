@@ -61,12 +61,12 @@ replies() {
   [ "$(wc -l <"$SRV_WORK/replies")" -gt 1861 ] || { head "$SRV_WORK/replies" >&2; return 1; }
   echo "$(wc -l <"$SRV_WORK/replies") lines $(sha256sum <"$SRV_WORK/replies" | cut -c1-16)"
 }
-# timed_load: milliseconds redis-benchmark takes for the load.
+# timed_load: sets LOAD_MS (wall) and LOAD_CPU_MS (the server's CPU time) of one load.
 timed_load() {
-  local t0
-  t0=$(now_ms)
+  local t0 c0
+  t0=$(now_ms) c0=$(cpu_ns $PID)
   redis-benchmark -p "$port" -n "$requests" -q -t set,get >/dev/null
-  echo "$(($(now_ms) - t0))"
+  LOAD_MS=$(($(now_ms) - t0)) LOAD_CPU_MS=$((($(cpu_ns $PID) - c0) / 1000000))
 }
 
 note "$($redis --version | cut -d' ' -f1-3), port $port, mode $mode, $requests requests a load"
@@ -87,6 +87,8 @@ if [ "$mode" = workflow ]; then
   [ -s "$rules.report" ] || fail "learn run wrote no report"
   note "learned $(grep -c '^exclude ' "$rules") excluded sites; report:"
   head -20 "$rules.report"
+  # SERVERS_RULES_OUT=DIR keeps them (examples/servers/ ships rules learned this way).
+  [ -n "${SERVERS_RULES_OUT:-}" ] && cp "$rules" "$rules.report" "$SERVERS_RULES_OUT/"
 fi
 
 addr_file=$SRV_WORK/attack.addr
@@ -104,10 +106,13 @@ redis-benchmark -p "$port" -n "$requests" -q -t set,get 2>&1 | tr '\r' '\n' | gr
 note "enforcing replies identical ($got); pid $PID"
 
 if [ -n "$bindir" ] && [ -x "$bindir/pmalloc-inspect" ]; then
-  "$bindir/pmalloc-inspect" "$PID" | head -20
   "$bindir/pmalloc-inspect" --expect-locked "$PID" || fail "redis $PID is not locked"
   note "pmalloc-inspect --expect-locked $PID: 0"
   "$bindir/pmalloc-inspect" --json "$PID" >"$SRV_WORK/inspect.json"
+elif [ "$mode" = workflow ]; then
+  fail "no $bindir/pmalloc-inspect"
+else
+  note "pmalloc-inspect not in this tree: --expect-locked not checked"
 fi
 if [ "$mode" = workflow ]; then
   python3 - "$SRV_WORK/inspect.json" >"$addr_file" <<'PY' || fail "no protected area in pmalloc-inspect --json"
@@ -138,7 +143,7 @@ echo "$reports" | grep -q "at $target (allocation 0x" || { tail -30 "$SRV_WORK/e
 note "redis $PID died by SIGSEGV with the report"
 unset PMALLOC_ATTACK_FILE PMALLOC_ATTACK_SIGNAL
 
-declare -A ms startms rss
+declare -A ms cpu startms rss
 for round in 1 2 3; do
   for cfg in plain jemalloc pmalloc; do
     case $cfg in
@@ -148,7 +153,8 @@ for round in 1 2 3; do
         if [ "$mode" = workflow ]; then start "t-$cfg" "" "" "$bindir/pmalloc-run" --rules "$rules" --
         else start "t-$cfg" "$lib" "lockdown:main"; fi ;;
     esac
-    ms[$cfg]+="$(timed_load) "
+    timed_load
+    ms[$cfg]+="$LOAD_MS " cpu[$cfg]+="$LOAD_CPU_MS "
     startms[$cfg]+="$START_MS "
     rss[$cfg]+="$(rss_kb "$PID") "
     stop
@@ -156,10 +162,14 @@ for round in 1 2 3; do
 done
 for cfg in plain jemalloc pmalloc; do
   # shellcheck disable=SC2086
-  m=$(median ${ms[$cfg]}) s=$(median ${startms[$cfg]}) r=$(median ${rss[$cfg]})
-  eval "med_$cfg=$m start_$cfg=$s rss_$cfg=$r"
-  echo "$cfg: load ms ${ms[$cfg]}(median $m), start-up ms ${startms[$cfg]}(median $s), RSS KiB median $r"
+  m=$(median ${ms[$cfg]}) c=$(median ${cpu[$cfg]}) s=$(median ${startms[$cfg]})
+  r=$(median ${rss[$cfg]})
+  eval "med_$cfg=$m cpu_$cfg=$c start_$cfg=$s rss_$cfg=$r"
+  echo "$cfg: load ms ${ms[$cfg]}(median $m), server CPU ms ${cpu[$cfg]}(median $c), start-up ms ${startms[$cfg]}(median $s), RSS KiB median $r"
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
-echo "servers-table: redis mode=$mode requests=$requests pmalloc/jemalloc=$(ratio "$med_jemalloc" "$med_pmalloc") pmalloc/plain=$(ratio "$med_plain" "$med_pmalloc") jemalloc/plain=$(ratio "$med_plain" "$med_jemalloc") load_ms=$med_plain/$med_jemalloc/$med_pmalloc startup_ms=$start_plain/$start_jemalloc/$start_pmalloc rss_kib=$rss_plain/$rss_jemalloc/$rss_pmalloc"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", a / b; else printf "n/a"}'; }
+echo "servers-table: redis mode=$mode requests=$requests" \
+  "wall: pmalloc/jemalloc=$(ratio "$med_jemalloc" "$med_pmalloc") pmalloc/plain=$(ratio "$med_plain" "$med_pmalloc") jemalloc/plain=$(ratio "$med_plain" "$med_jemalloc")" \
+  "cpu: pmalloc/jemalloc=$(ratio "$cpu_jemalloc" "$cpu_pmalloc") pmalloc/plain=$(ratio "$cpu_plain" "$cpu_pmalloc") jemalloc/plain=$(ratio "$cpu_plain" "$cpu_jemalloc")" \
+  "load_ms=$med_plain/$med_jemalloc/$med_pmalloc cpu_ms=$cpu_plain/$cpu_jemalloc/$cpu_pmalloc startup_ms=$start_plain/$start_jemalloc/$start_pmalloc rss_kib=$rss_plain/$rss_jemalloc/$rss_pmalloc"
 echo "PASS"
