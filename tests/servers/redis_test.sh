@@ -85,8 +85,11 @@ if [ "$mode" = workflow ]; then
   stop
   [ -s "$rules" ] || { cat "$SRV_WORK/learn.out"; fail "learn run wrote no rules file"; }
   [ -s "$rules.report" ] || fail "learn run wrote no report"
-  note "learned $(grep -c '^exclude ' "$rules") excluded sites; report:"
-  head -20 "$rules.report"
+  sites=$(grep -c '^exclude ' "$rules")
+  note "learned $sites excluded sites; the report's summary, one section per process:"
+  grep -a -E '^(== pmalloc learn report|start-up heap|tagged|written after|stayed read-only)' "$rules.report"
+  locked=$(grep -a -o 'protected with the learned rules: .*' "$rules.report" | tail -1 | cut -d: -f2-)
+  [ -n "$locked" ] || fail "the report does not say how much of the start-up heap is locked"
   # SERVERS_RULES_OUT=DIR keeps them (examples/servers/ ships rules learned this way).
   [ -n "${SERVERS_RULES_OUT:-}" ] && cp "$rules" "$rules.report" "$SERVERS_RULES_OUT/"
 fi
@@ -171,5 +174,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", a / b; else 
 echo "servers-table: redis mode=$mode requests=$requests" \
   "wall: pmalloc/jemalloc=$(ratio "$med_jemalloc" "$med_pmalloc") pmalloc/plain=$(ratio "$med_plain" "$med_pmalloc") jemalloc/plain=$(ratio "$med_plain" "$med_jemalloc")" \
   "cpu: pmalloc/jemalloc=$(ratio "$cpu_jemalloc" "$cpu_pmalloc") pmalloc/plain=$(ratio "$cpu_plain" "$cpu_pmalloc") jemalloc/plain=$(ratio "$cpu_plain" "$cpu_jemalloc")" \
+  "${locked:+learned: sites=$sites locked=$locked}" \
   "load_ms=$med_plain/$med_jemalloc/$med_pmalloc cpu_ms=$cpu_plain/$cpu_jemalloc/$cpu_pmalloc startup_ms=$start_plain/$start_jemalloc/$start_pmalloc rss_kib=$rss_plain/$rss_jemalloc/$rss_pmalloc"
 echo "PASS"
