@@ -37,10 +37,14 @@ static void OnAttack(int sig) {
   uintptr_t addr = 0;
   for (ssize_t i = 0; i < n; ++i) {
     char c = buf[i];
-    if (c == 'x' || c == 'X') addr = 0;  // skip a 0x prefix
-    else if (c >= '0' && c <= '9') addr = addr * 16 + (uintptr_t)(c - '0');
-    else if (c >= 'a' && c <= 'f') addr = addr * 16 + (uintptr_t)(c - 'a' + 10);
-    else break;
+    if (c == 'x' || c == 'X')
+      addr = 0;  // skip a 0x prefix
+    else if (c >= '0' && c <= '9')
+      addr = addr * 16 + (uintptr_t)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      addr = addr * 16 + (uintptr_t)(c - 'a' + 10);
+    else
+      break;
   }
   Say("attack_helper: writing one byte at ");
   Say(buf);
