@@ -17,6 +17,7 @@ using absl::base_internal::SpinLockHolder;
 namespace {
 
 constexpr size_t RoundUp(size_t v, size_t to) { return (v + to - 1) & ~(to - 1); }
+constexpr size_t kHugePage = size_t{2} << 20;
 
 bool TestBit(const uint64_t* bits, size_t i) { return (bits[i >> 6] >> (i & 63)) & 1; }
 void SetBit(uint64_t* bits, size_t i) { bits[i >> 6] |= uint64_t{1} << (i & 63); }
@@ -204,13 +205,34 @@ bool Pool::OpenArea(size_t min_bytes) {
     errno = EPERM;
     return false;
   }
-  // A new area is at least half the pool's live bytes (up to kMaxAreaGrowth), so a pool
-  // of N bytes in small allocations has O(log N + N / 1 MiB) areas, and VMAs, rather than
-  // N / refill: 16384 for 1 GiB at the default 64 KiB refill (vm.max_map_count is 65530).
+  // A new area is at least the pool's live bytes (up to kMaxAreaGrowth): sizes double, so
+  // a pool of N bytes in small allocations has O(log N + N / 32 MiB) areas, and VMAs, rather
+  // than N / refill: 16384 for 1 GiB at the default 64 KiB refill (vm.max_map_count is
+  // 65530); and areas of a large pool reach whole huge pages.
   // Live bytes, not mapped: a GROWABLE pool that allocates a little after each protect
   // keeps opening refill-sized areas instead of ever larger ones.
-  const size_t grown = std::min(kMaxAreaGrowth, RoundUp(live_bytes_ / 2, kGranule));
-  Area* a = Window::NewArea(this, std::max({refill_, min_bytes, grown}), map_name_);
+  const size_t grown = std::min(kMaxAreaGrowth, RoundUp(live_bytes_, kGranule));
+  size_t size = RoundUp(std::max({refill_, min_bytes, grown}), platform::PageSize());
+  if (size >= kHugePage) size = RoundUp(size, kHugePage);
+  Area* a = nullptr;
+  if (GetConfig().protect_shared) {
+    if (file_.fd < 0 && !platform::OpenPoolFile(map_name_, &file_)) NoFile(errno);
+    if (file_.fd >= 0) {
+      a = Window::NewArea(this, size, map_name_, &file_);
+      if (a == nullptr) {
+        // EBADF: the program closed our descriptor (the number may be someone else's now);
+        // otherwise the file could not grow. Either way this area is anonymous, and the
+        // next one tries a fresh memfd.
+        NoFile(errno);
+        if (errno == EBADF) {
+          file_ = platform::PoolFile{};
+        } else {
+          platform::ClosePoolFile(&file_);
+        }
+      }
+    }
+  }
+  if (a == nullptr) a = Window::NewArea(this, size, map_name_);
   if (a == nullptr) return false;
   RetireCurrent();
   a->next = areas_;
@@ -288,30 +310,59 @@ int Pool::Prealloc(size_t size) {
   return OpenArea(RoundUp(size == 0 ? 1 : size, align_)) ? 0 : -1;
 }
 
+void Pool::NoFile(int err) {
+  if (file_failed_) return;
+  file_failed_ = true;
+  LogLine line;
+  line.Str("pmalloc: pool '")
+      .Str(name_)
+      .Str("': no memfd for its areas (errno ")
+      .Dec(static_cast<uint64_t>(err))
+      .Str("): they are private memory, copied onto a memfd when protected");
+  line.Emit();
+}
+
+void Pool::CloseFile() {
+  if (file_.fd < 0) return;
+  if (platform::PoolFileValid(file_)) {
+    platform::ClosePoolFile(&file_);
+  } else {
+    file_ = platform::PoolFile{};  // the number is no longer ours: leave it alone
+  }
+}
+
+bool Pool::ProtectArea(Area* a, int* shared_err) {
+  // mprotect comes first, whatever the backing: a store racing protect either lands before
+  // it or faults, so no completed store is ever lost. A shared area is then done: a
+  // read-only MAP_SHARED mapping refuses /proc/PID/mem and ptrace writes (DESIGN.md §4).
+  // Any other area under protect:shared is copied onto a fresh memfd, reading memory that
+  // nothing can write any more. An area that fork privatised is copied whole up to the
+  // bump: in a private file mapping an untouched page reads the old file, not zero. An
+  // anonymous one (no memfd was available) copies only its touched pages.
+  void* base = reinterpret_cast<void*>(a->base);
+  if (!platform::ProtectReadOnly(base, a->size)) return false;
+  if (a->backing != Area::Backing::kShared && GetConfig().protect_shared) {
+    const auto pages = a->backing == Area::Backing::kPrivateFile ? platform::CopyPages::kAll
+                                                                 : platform::CopyPages::kTouched;
+    if (platform::RemapSharedReadOnly(base, a->size, RoundUp(a->bump, platform::PageSize()),
+                                      map_name_, pages)) {
+      a->backing = Area::Backing::kShared;
+    } else if (*shared_err == 0) {
+      *shared_err = errno;
+    }
+  }
+  a->writable.store(false, std::memory_order_release);
+  return true;
+}
+
 int Pool::ProtectLocked() {
-  // protect:shared (default) moves each area onto a read-only shared memfd mapping, so
-  // writes through /proc/PID/mem fail too (DESIGN.md §4); the pool lock keeps pmalloc's
-  // own writers out during the copy. Bytes past the bump were never handed out and are
-  // not copied. If the move fails (no memory, no descriptor left) the area still gets
-  // mprotect, and one line says the protection is weaker.
-  const bool shared = GetConfig().protect_shared;
+  // If a copy fails (no memory, no descriptor left) the area keeps its mprotect, and one
+  // line says the protection is weaker.
   int err = 0;
   int shared_err = 0;
   for (Area* a = areas_; a != nullptr; a = a->next) {
     if (!a->writable.load(std::memory_order_relaxed)) continue;
-    void* base = reinterpret_cast<void*>(a->base);
-    bool ok = false;
-    if (shared) {
-      ok = platform::RemapSharedReadOnly(base, a->size, RoundUp(a->bump, platform::PageSize()),
-                                         map_name_);
-      if (!ok && shared_err == 0) shared_err = errno;
-    }
-    if (!ok) ok = platform::ProtectReadOnly(base, a->size);
-    if (ok) {
-      a->writable.store(false, std::memory_order_release);
-    } else if (err == 0) {
-      err = errno;
-    }
+    if (!ProtectArea(a, &shared_err) && err == 0) err = errno;
   }
   if (shared_err != 0) {
     LogLine line;
@@ -328,8 +379,36 @@ int Pool::ProtectLocked() {
     errno = err;
     return -1;
   }
+  // No writable area is left on the memfd: its descriptor goes, so nothing can pwrite the
+  // protected pages through it. A GROWABLE pool's next area opens a fresh memfd.
+  CloseFile();
   protected_ = true;
   return 0;
+}
+
+void Pool::LockForFork() {
+  lock_.Lock();
+  if (file_.fd < 0) return;
+  const bool valid = platform::PoolFileValid(file_);
+  for (Area* a = areas_; a != nullptr; a = a->next) {
+    if (!a->writable.load(std::memory_order_relaxed) || a->backing != Area::Backing::kShared) {
+      continue;
+    }
+    if (valid &&
+        platform::PrivatizeArea(reinterpret_cast<void*>(a->base), a->size, file_, a->file_offset)) {
+      a->backing = Area::Backing::kPrivateFile;
+      continue;
+    }
+    LogLine line;
+    line.Str("pmalloc: pool '")
+        .Str(name_)
+        .Str(valid ? "': cannot make an area private before fork (errno "
+                   : "': its memfd descriptor was closed by the program (errno ")
+        .Dec(static_cast<uint64_t>(valid ? errno : EBADF))
+        .Str("): parent and child share its writable pages");
+    line.Emit();
+  }
+  CloseFile();
 }
 
 int Pool::Protect() {
@@ -388,6 +467,7 @@ int Pool::Release() {
   }
   ClearFreeLists();
   current_ = nullptr;
+  CloseFile();
   while (areas_ != nullptr) {
     Area* a = areas_;
     Area* next = a->next;
