@@ -7,6 +7,7 @@
 #include <new>
 
 #include "core/config.h"
+#include "core/fatal.h"
 #include "core/log.h"
 #include "core/platform.h"
 
@@ -69,16 +70,6 @@ void Pool::Delete(Pool* pool) {
   pool->magic_ = 0;
   pool->~Pool();
   MetaFree(pool);
-}
-
-void Pool::BadFree(const void* p, bool double_free) const {
-  LogLine line;
-  if (double_free) {
-    line.Str("pmalloc: pfree(): double free of ").Ptr(p).Str(" in pool '").Str(name_).Str("'");
-  } else {
-    line.Str("pmalloc: pfree(): invalid pointer ").Ptr(p).Str(" for pool '").Str(name_).Str("'");
-  }
-  Fatal(line);
 }
 
 void* Pool::Allocate(size_t size, size_t align, bool zero) {
@@ -247,13 +238,13 @@ bool Pool::OpenArea(size_t min_bytes) {
 void Pool::Free(const void* ptr) {
   const uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
   Area* a = Window::AreaOf(ptr);
-  if (a == nullptr || a->pool != this) BadFree(ptr, false);
+  if (a == nullptr || a->pool != this) FatalInvalidPfree(ptr, name_);
   SpinLockHolder h(&lock_);
   const size_t off = p - a->base;
-  if ((off & (kUnit - 1)) != 0 || off >= a->bump) BadFree(ptr, false);
+  if ((off & (kUnit - 1)) != 0 || off >= a->bump) FatalInvalidPfree(ptr, name_);
   const size_t i = off >> kUnitShift;
-  if (!TestBit(a->start_bits, i)) BadFree(ptr, false);
-  if (!TestBit(a->live_bits, i)) BadFree(ptr, true);
+  if (!TestBit(a->start_bits, i)) FatalInvalidPfree(ptr, name_);
+  if (!TestBit(a->live_bits, i)) FatalDoublePfree(ptr, name_);
   const size_t bytes = BlockBytes(a, i, a->bump);
   ClearBit(a->live_bits, i);
   live_bytes_ -= bytes;
@@ -334,7 +325,7 @@ void Pool::CloseFile() {
 bool Pool::ProtectArea(Area* a, int* shared_err) {
   // mprotect comes first, whatever the backing: a store racing protect either lands before
   // it or faults, so no completed store is ever lost. A shared area is then done: a
-  // read-only MAP_SHARED mapping refuses /proc/PID/mem and ptrace writes (DESIGN.md §4).
+  // read-only MAP_SHARED mapping refuses /proc/PID/mem and ptrace writes (docs/design.md §2).
   // Any other area under protect:shared is copied onto a fresh memfd, reading memory that
   // nothing can write any more. An area that fork privatised is copied whole up to the
   // bump: in a private file mapping an untouched page reads the old file, not zero. An
@@ -453,7 +444,7 @@ void Pool::Stats(pmalloc_stats* out) {
   out->is_sealed = all_sealed ? 1 : 0;
 }
 
-int Pool::Release() {
+int Pool::UnmapAreas() {
   SpinLockHolder h(&lock_);
   for (const Area* a = areas_; a != nullptr; a = a->next) {
     if (a->sealed.load(std::memory_order_relaxed)) {

@@ -1,6 +1,7 @@
 // Lockdown triggers and the exit report configured by PMALLOC_CONF (config.h): a signal
 // (lockdown:signal:<SIG>), program entry (lockdown:main, called by the libc face's
-// __libc_start_main hook) and stats_print:true. Installed by a library constructor.
+// __libc_start_main hook) and stats_print:true (the table itself: core/stats_report.h).
+// Installed by a library constructor.
 #ifndef PMALLOC_CORE_TRIGGERS_H_
 #define PMALLOC_CORE_TRIGGERS_H_
 
@@ -12,11 +13,6 @@ void ConfiguredLockdown(const char* why);
 
 // Called once when main() is entered (lockdown:main).
 void OnMainEntry();
-
-// Writes the per-pool table to stderr (malloc_stats(); at exit with stats_print:true when
-// the process has pools). Async-signal
-// unsafe (takes the registry lock) but allocation-free.
-void PrintPoolStats();
 
 }  // namespace pmalloc::internal
 
