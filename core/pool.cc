@@ -20,26 +20,16 @@ namespace {
 constexpr size_t RoundUp(size_t v, size_t to) { return (v + to - 1) & ~(to - 1); }
 constexpr size_t kHugePage = size_t{2} << 20;
 
-bool TestBit(const uint64_t* bits, size_t i) { return (bits[i >> 6] >> (i & 63)) & 1; }
-void SetBit(uint64_t* bits, size_t i) { bits[i >> 6] |= uint64_t{1} << (i & 63); }
-void ClearBit(uint64_t* bits, size_t i) { bits[i >> 6] &= ~(uint64_t{1} << (i & 63)); }
-
-// Index of the first set bit in [from, limit), or limit.
-size_t NextSetBit(const uint64_t* bits, size_t from, size_t limit) {
-  size_t i = from;
-  while (i < limit) {
-    uint64_t word = bits[i >> 6] >> (i & 63);
-    if (word != 0) return std::min(limit, i + static_cast<size_t>(__builtin_ctzll(word)));
-    i = (i | 63) + 1;
-  }
-  return limit;
+void DeleteBlockMap(BlockMap* m) {
+  MetaFree(m->start_bits);
+  MetaFree(m->live_bits);
+  MetaDelete(m);
 }
 
-// Size in bytes of the block whose start bit is at unit `i`: up to the next block start or
-// the area's bump. `bump` is passed in so lock-free callers can use a racy snapshot.
-size_t BlockBytes(const Area* a, size_t i, size_t bump) {
-  const size_t end = NextSetBit(a->start_bits, i + 1, bump >> kUnitShift);
-  return (end - i) << kUnitShift;
+// The block map of the live area containing p, or nullptr. Lock-free.
+BlockMap* MapOf(const void* p) {
+  Area* a = Window::AreaOf(p);
+  return a == nullptr ? nullptr : a->blocks;
 }
 
 }  // namespace
@@ -120,21 +110,21 @@ uintptr_t Pool::TakeFree(size_t rsize) {
     large_free_.pop_back();
     p = r.start;
     if (r.len > rsize) {
-      Area* a = Window::AreaOf(reinterpret_cast<void*>(p));
-      SetBit(a->start_bits, (p + rsize - a->base) >> kUnitShift);
-      PushFree(a, p + rsize, r.len - rsize);
+      BlockMap* m = MapOf(reinterpret_cast<void*>(p));
+      SetBit(m->start_bits, (p + rsize - m->area->base) >> kUnitShift);
+      PushFree(m, p + rsize, r.len - rsize);
     }
   }
-  Area* a = Window::AreaOf(reinterpret_cast<void*>(p));
-  SetBit(a->live_bits, (p - a->base) >> kUnitShift);
+  BlockMap* m = MapOf(reinterpret_cast<void*>(p));
+  SetBit(m->live_bits, (p - m->area->base) >> kUnitShift);
   return p;
 }
 
-void Pool::PushFree(Area* a, uintptr_t start, size_t len) {
+void Pool::PushFree(BlockMap* m, uintptr_t start, size_t len) {
   // Free blocks keep their start bit; only blocks of a whole number of pool alignment
   // units are worth keeping, the rest stays as dead padding of the area.
   len &= ~(align_ - 1);
-  if (len == 0 || !a->writable.load(std::memory_order_relaxed)) return;
+  if (len == 0 || !m->area->writable.load(std::memory_order_relaxed)) return;
   const size_t units = len >> kUnitShift;
   try {
     if (units <= kSmallUnits) {
@@ -154,19 +144,20 @@ void Pool::ClearFreeLists() {
 
 uintptr_t Pool::Bump(size_t rsize, size_t align) {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    Area* a = current_;
-    if (a != nullptr) {
-      const uintptr_t top = a->base + a->bump;
+    BlockMap* m = current_;
+    if (m != nullptr) {
+      const Area* a = m->area;
+      const uintptr_t top = a->base + m->bump;
       const uintptr_t p = RoundUp(top, align);
       if (p >= top && p - a->base <= a->size && a->size - (p - a->base) >= rsize) {
         if (p > top) {  // alignment gap becomes a free block
-          SetBit(a->start_bits, (top - a->base) >> kUnitShift);
-          PushFree(a, top, p - top);
+          SetBit(m->start_bits, (top - a->base) >> kUnitShift);
+          PushFree(m, top, p - top);
         }
         const size_t i = (p - a->base) >> kUnitShift;
-        SetBit(a->start_bits, i);
-        SetBit(a->live_bits, i);
-        a->bump = p + rsize - a->base;
+        SetBit(m->start_bits, i);
+        SetBit(m->live_bits, i);
+        m->bump = p + rsize - a->base;
         return p;
       }
     }
@@ -180,14 +171,15 @@ uintptr_t Pool::Bump(size_t rsize, size_t align) {
 }
 
 void Pool::RetireCurrent() {
-  Area* a = current_;
-  if (a == nullptr) return;
+  BlockMap* m = current_;
+  if (m == nullptr) return;
   current_ = nullptr;
-  if (a->bump < a->size && a->writable.load(std::memory_order_relaxed)) {
-    const uintptr_t tail = a->base + a->bump;
-    SetBit(a->start_bits, a->bump >> kUnitShift);
-    a->bump = a->size;
-    PushFree(a, tail, a->size - (tail - a->base));
+  const Area* a = m->area;
+  if (m->bump < a->size && a->writable.load(std::memory_order_relaxed)) {
+    const uintptr_t tail = a->base + m->bump;
+    SetBit(m->start_bits, m->bump >> kUnitShift);
+    m->bump = a->size;
+    PushFree(m, tail, a->size - (tail - a->base));
   }
 }
 
@@ -205,6 +197,11 @@ bool Pool::OpenArea(size_t min_bytes) {
   const size_t grown = std::min(kMaxAreaGrowth, RoundUp(live_bytes_, kGranule));
   size_t size = RoundUp(std::max({refill_, min_bytes, grown}), platform::PageSize());
   if (size >= kHugePage) size = RoundUp(size, kHugePage);
+  BlockMap* m = MetaNew<BlockMap>();
+  if (m == nullptr) {
+    errno = ENOMEM;
+    return false;
+  }
   Area* a = nullptr;
   if (GetConfig().protect_shared) {
     if (file_.fd < 0 && !platform::OpenPoolFile(map_name_, &file_)) NoFile(errno);
@@ -224,11 +221,24 @@ bool Pool::OpenArea(size_t min_bytes) {
     }
   }
   if (a == nullptr) a = Window::NewArea(this, size, map_name_);
-  if (a == nullptr) return false;
+  const size_t bitmap_bytes = a == nullptr ? 0 : RoundUp(a->size >> kUnitShift, 64) / 8;
+  if (a != nullptr) {
+    m->start_bits = static_cast<uint64_t*>(MetaAlloc(bitmap_bytes, /*zero=*/true));
+    m->live_bits = static_cast<uint64_t*>(MetaAlloc(bitmap_bytes, /*zero=*/true));
+  }
+  if (a == nullptr || m->start_bits == nullptr || m->live_bits == nullptr) {
+    const int saved = a == nullptr ? errno : ENOMEM;
+    if (a != nullptr) (void)Window::DeleteArea(a);  // a failure loses address space only
+    DeleteBlockMap(m);
+    errno = saved;
+    return false;
+  }
+  m->area = a;
+  a->blocks = m;
   RetireCurrent();
-  a->next = areas_;
-  areas_ = a;
-  current_ = a;
+  m->next = areas_;
+  areas_ = m;
+  current_ = m;
   protected_ = false;
   mapped_bytes_ += a->size;
   ++area_count_;
@@ -240,17 +250,18 @@ void Pool::Free(const void* ptr) {
   Area* a = Window::AreaOf(ptr);
   if (a == nullptr || a->pool != this) FatalInvalidPfree(ptr, name_);
   SpinLockHolder h(&lock_);
+  BlockMap* m = a->blocks;
   const size_t off = p - a->base;
-  if ((off & (kUnit - 1)) != 0 || off >= a->bump) FatalInvalidPfree(ptr, name_);
+  if ((off & (kUnit - 1)) != 0 || off >= m->bump) FatalInvalidPfree(ptr, name_);
   const size_t i = off >> kUnitShift;
-  if (!TestBit(a->start_bits, i)) FatalInvalidPfree(ptr, name_);
-  if (!TestBit(a->live_bits, i)) FatalDoublePfree(ptr, name_);
-  const size_t bytes = BlockBytes(a, i, a->bump);
-  ClearBit(a->live_bits, i);
+  if (!TestBit(m->start_bits, i)) FatalInvalidPfree(ptr, name_);
+  if (!TestBit(m->live_bits, i)) FatalDoublePfree(ptr, name_);
+  const size_t bytes = m->BlockBytes(i, m->bump);
+  ClearBit(m->live_bits, i);
   live_bytes_ -= bytes;
   --live_allocs_;
   if (a->writable.load(std::memory_order_relaxed)) {
-    PushFree(a, p, bytes);
+    PushFree(m, p, bytes);
   } else {
     freed_after_protect_ += bytes;
   }
@@ -261,27 +272,29 @@ size_t Pool::UsableSize(const void* ptr) {
   if (a == nullptr) return 0;
   Pool* pool = a->pool;
   SpinLockHolder h(&pool->lock_);
+  const BlockMap* m = a->blocks;
   const size_t off = reinterpret_cast<uintptr_t>(ptr) - a->base;
-  if ((off & (kUnit - 1)) != 0 || off >= a->bump) return 0;
+  if ((off & (kUnit - 1)) != 0 || off >= m->bump) return 0;
   const size_t i = off >> kUnitShift;
-  if (!TestBit(a->start_bits, i) || !TestBit(a->live_bits, i)) return 0;
-  return BlockBytes(a, i, a->bump);
+  if (!TestBit(m->start_bits, i) || !TestBit(m->live_bits, i)) return 0;
+  return m->BlockBytes(i, m->bump);
 }
 
 bool Pool::FindBlock(const void* ptr, uintptr_t* start, size_t* size, bool* live) {
   Area* a = Window::AreaOf(ptr);
-  if (a == nullptr) return false;
-  const size_t bump = a->bump;  // racy snapshot is fine for a report
+  if (a == nullptr || a->blocks == nullptr) return false;
+  const BlockMap* m = a->blocks;
+  const size_t bump = m->bump;  // racy snapshot is fine for a report
   const size_t off = reinterpret_cast<uintptr_t>(ptr) - a->base;
   if (off >= bump) return false;
   size_t i = off >> kUnitShift;
-  while (!TestBit(a->start_bits, i)) {
+  while (!TestBit(m->start_bits, i)) {
     if (i == 0) return false;
     --i;
   }
   *start = a->base + (i << kUnitShift);
-  *size = BlockBytes(a, i, bump);
-  *live = TestBit(a->live_bits, i);
+  *size = m->BlockBytes(i, bump);
+  *live = TestBit(m->live_bits, i);
   return true;
 }
 
@@ -291,9 +304,9 @@ int Pool::Prealloc(size_t size) {
     return -1;
   }
   SpinLockHolder h(&lock_);
-  const Area* a = current_;
-  const size_t room = a == nullptr ? 0 : a->size - a->bump;
-  if (a != nullptr && room >= size) return 0;
+  const BlockMap* m = current_;
+  const size_t room = m == nullptr ? 0 : m->area->size - m->bump;
+  if (m != nullptr && room >= size) return 0;
   if (protected_ && (flags_ & PMALLOC_POOL_GROWABLE) == 0) {
     errno = EPERM;
     return -1;
@@ -322,7 +335,8 @@ void Pool::CloseFile() {
   }
 }
 
-bool Pool::ProtectArea(Area* a, int* shared_err) {
+bool Pool::ProtectArea(BlockMap* m, int* shared_err) {
+  Area* a = m->area;
   // mprotect comes first, whatever the backing: a store racing protect either lands before
   // it or faults, so no completed store is ever lost. A shared area is then done: a
   // read-only MAP_SHARED mapping refuses /proc/PID/mem and ptrace writes (docs/design.md §2).
@@ -335,7 +349,7 @@ bool Pool::ProtectArea(Area* a, int* shared_err) {
   if (a->backing != Area::Backing::kShared && GetConfig().protect_shared) {
     const auto pages = a->backing == Area::Backing::kPrivateFile ? platform::CopyPages::kAll
                                                                  : platform::CopyPages::kTouched;
-    if (platform::RemapSharedReadOnly(base, a->size, RoundUp(a->bump, platform::PageSize()),
+    if (platform::RemapSharedReadOnly(base, a->size, RoundUp(m->bump, platform::PageSize()),
                                       map_name_, pages)) {
       a->backing = Area::Backing::kShared;
     } else if (*shared_err == 0) {
@@ -351,9 +365,10 @@ int Pool::ProtectLocked() {
   // line says the protection is weaker.
   int err = 0;
   int shared_err = 0;
-  for (Area* a = areas_; a != nullptr; a = a->next) {
+  for (BlockMap* m = areas_; m != nullptr; m = m->next) {
+    Area* a = m->area;
     if (!a->writable.load(std::memory_order_relaxed)) continue;
-    if (!ProtectArea(a, &shared_err) && err == 0) err = errno;
+    if (!ProtectArea(m, &shared_err) && err == 0) err = errno;
   }
   if (shared_err != 0) {
     LogLine line;
@@ -381,7 +396,8 @@ void Pool::LockForFork() {
   lock_.Lock();
   if (file_.fd < 0) return;
   const bool valid = platform::PoolFileValid(file_);
-  for (Area* a = areas_; a != nullptr; a = a->next) {
+  for (BlockMap* m = areas_; m != nullptr; m = m->next) {
+    Area* a = m->area;
     if (!a->writable.load(std::memory_order_relaxed) || a->backing != Area::Backing::kShared) {
       continue;
     }
@@ -411,7 +427,8 @@ int Pool::Seal() {
   SpinLockHolder h(&lock_);
   if (ProtectLocked() != 0) return -1;
   int err = 0;
-  for (Area* a = areas_; a != nullptr; a = a->next) {
+  for (BlockMap* m = areas_; m != nullptr; m = m->next) {
+    Area* a = m->area;
     if (a->sealed.load(std::memory_order_relaxed)) continue;
     if (platform::Seal(reinterpret_cast<void*>(a->base), a->size)) {
       a->sealed.store(true, std::memory_order_release);
@@ -436,9 +453,9 @@ void Pool::Stats(pmalloc_stats* out) {
   out->areas = area_count_;
   bool all_ro = true;
   bool all_sealed = areas_ != nullptr;
-  for (const Area* a = areas_; a != nullptr; a = a->next) {
-    all_ro = all_ro && !a->writable.load(std::memory_order_relaxed);
-    all_sealed = all_sealed && a->sealed.load(std::memory_order_relaxed);
+  for (const BlockMap* m = areas_; m != nullptr; m = m->next) {
+    all_ro = all_ro && !m->area->writable.load(std::memory_order_relaxed);
+    all_sealed = all_sealed && m->area->sealed.load(std::memory_order_relaxed);
   }
   out->is_protected = (protected_ && all_ro) ? 1 : 0;
   out->is_sealed = all_sealed ? 1 : 0;
@@ -446,8 +463,8 @@ void Pool::Stats(pmalloc_stats* out) {
 
 int Pool::UnmapAreas() {
   SpinLockHolder h(&lock_);
-  for (const Area* a = areas_; a != nullptr; a = a->next) {
-    if (a->sealed.load(std::memory_order_relaxed)) {
+  for (const BlockMap* m = areas_; m != nullptr; m = m->next) {
+    if (m->area->sealed.load(std::memory_order_relaxed)) {
       errno = EPERM;
       return -1;
     }
@@ -460,11 +477,12 @@ int Pool::UnmapAreas() {
   current_ = nullptr;
   CloseFile();
   while (areas_ != nullptr) {
-    Area* a = areas_;
-    Area* next = a->next;
-    mapped_bytes_ -= a->size;
-    if (!Window::DeleteArea(a)) return -1;  // errno from munmap; remaining areas kept
-    areas_ = next;
+    BlockMap* m = areas_;
+    const size_t size = m->area->size;
+    if (!Window::DeleteArea(m->area)) return -1;  // errno from munmap; remaining areas kept
+    mapped_bytes_ -= size;
+    areas_ = m->next;
+    DeleteBlockMap(m);
     --area_count_;
   }
   return 0;

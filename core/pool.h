@@ -1,7 +1,8 @@
-// The in-pool allocator. A pool owns a list of areas (see window.h). Allocation is
+// The in-pool allocator. A pool owns a list of areas (see window.h), each with its
+// BlockMap (block_map.h). Allocation is
 // bump-pointer inside the current area, with exact-size free lists for reuse before
 // protection. Everything the allocator knows about a block — where it starts, whether it is
-// live, its size — lives in the area's bitmaps and the pool object, never on pool pages:
+// live, its size — lives in the areas' block maps and the pool object, never on pool pages:
 // pool pages hold only user data, so protecting them hides nothing the allocator writes.
 //
 // Thread safety: one spin lock per pool guards its areas, bitmaps and free lists. Lookups
@@ -15,6 +16,7 @@
 
 #include "absl/base/internal/spinlock.h"
 #include "absl/base/thread_annotations.h"
+#include "core/block_map.h"
 #include "core/meta_allocator.h"
 #include "core/platform.h"
 #include "core/window.h"
@@ -93,10 +95,10 @@ class Pool {
   uintptr_t Bump(size_t rsize, size_t align) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool OpenArea(size_t min_bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void RetireCurrent() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  void PushFree(Area* a, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void PushFree(BlockMap* m, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void ClearFreeLists() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   int ProtectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  bool ProtectArea(Area* a, int* shared_err) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  bool ProtectArea(BlockMap* m, int* shared_err) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void NoFile(int err) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void CloseFile() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
@@ -108,14 +110,14 @@ class Pool {
   char map_name_[PMALLOC_NAME_MAX + 16] = {};  // "pmalloc:<name>"
 
   absl::base_internal::SpinLock lock_{absl::kConstInit, absl::base_internal::SCHEDULE_KERNEL_ONLY};
-  Area* areas_ ABSL_GUARDED_BY(lock_) = nullptr;
+  BlockMap* areas_ ABSL_GUARDED_BY(lock_) = nullptr;
   // The memfd that writable shared areas live on (protect:shared). Open only while the pool
   // has writable areas on it: protect, fork and destroy close it, so no descriptor that
   // could pwrite protected pages outlives their protection.
   platform::PoolFile file_ ABSL_GUARDED_BY(lock_);
-  bool file_failed_ ABSL_GUARDED_BY(lock_) = false;  // said once: areas fell back to anonymous
-  Area* current_ ABSL_GUARDED_BY(lock_) = nullptr;   // writable area bump-allocated from
-  bool protected_ ABSL_GUARDED_BY(lock_) = false;    // no writable area since last protect
+  bool file_failed_ ABSL_GUARDED_BY(lock_) = false;     // said once: areas fell back to anonymous
+  BlockMap* current_ ABSL_GUARDED_BY(lock_) = nullptr;  // writable area bump-allocated from
+  bool protected_ ABSL_GUARDED_BY(lock_) = false;       // no writable area since last protect
   AddrVector small_free_[kSmallUnits + 1] ABSL_GUARDED_BY(lock_);
   RangeVector large_free_ ABSL_GUARDED_BY(lock_);
 

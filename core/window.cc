@@ -131,17 +131,14 @@ Area* Window::NewArea(Pool* pool, size_t size, const char* name, platform::PoolF
   constexpr size_t kHuge = size_t{2} << 20;
   const size_t lead_room = size >= kHuge ? kHuge - kGranule : 0;
   size_t span = RoundUp(size, kGranule) + kGranule;  // trailing guard granule
-  const size_t bitmap_bytes = RoundUp(size >> kUnitShift, 64) / 8;
 
   Area* area = MetaNew<Area>();
   if (area == nullptr) {
     errno = ENOMEM;
     return nullptr;
   }
-  area->start_bits = static_cast<uint64_t*>(MetaAlloc(bitmap_bytes, /*zero=*/true));
-  area->live_bits = static_cast<uint64_t*>(MetaAlloc(bitmap_bytes, /*zero=*/true));
   uintptr_t base = 0;
-  if (area->start_bits != nullptr && area->live_bits != nullptr) {
+  {
     SpinLockHolder h(&window_lock);
     base = Carve(span + lead_room);
     if (base != 0 && lead_room != 0) {
@@ -162,8 +159,6 @@ Area* Window::NewArea(Pool* pool, size_t size, const char* name, platform::PoolF
       SpinLockHolder h(&window_lock);
       FreeRange(base, span);
     }
-    MetaFree(area->start_bits);
-    MetaFree(area->live_bits);
     MetaDelete(area);
     errno = saved;
     return nullptr;
@@ -191,8 +186,6 @@ bool Window::DeleteArea(Area* area) {
     SpinLockHolder h(&window_lock);
     FreeRange(area->base, area->span);
   }
-  MetaFree(area->start_bits);
-  MetaFree(area->live_bits);
   MetaDelete(area);
   return true;
 }

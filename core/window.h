@@ -14,10 +14,7 @@
 namespace pmalloc::internal {
 
 class Pool;
-
-// Allocation unit inside areas: block starts and sizes are multiples of it.
-inline constexpr size_t kUnitShift = 3;
-inline constexpr size_t kUnit = size_t{1} << kUnitShift;
+struct BlockMap;
 
 // Address granule of the window (area alignment and lookup table resolution).
 inline constexpr size_t kGranuleShift = 16;
@@ -27,13 +24,13 @@ inline constexpr size_t kDefaultWindowSize = size_t{64} << 30;
 // The smallest window Window::SetSize accepts, and the floor EnsureInit halves down to.
 inline constexpr size_t kMinWindowSize = size_t{1} << 30;
 
-// One virtually contiguous run of pool pages. Metadata lives here, never on pool pages:
-// a start bit and a live bit per unit.
+// One virtually contiguous run of pool pages, as the window knows it: where it is, who
+// owns it and whether it is protected. What the pool allocator keeps per area (block
+// starts, live blocks, bump) is the pool's BlockMap (core/block_map.h), off pool pages.
 struct Area {
   uintptr_t base = 0;
   size_t size = 0;  // mapped bytes (page multiple)
   size_t span = 0;  // reserved bytes, including the trailing guard
-  size_t bump = 0;  // bytes from base ever handed out (REQUIRES pool lock)
   std::atomic<bool> writable{true};
   std::atomic<bool> sealed{false};
   // How the pages are mapped (platform.h). Changed under the owning pool's lock, and by the
@@ -46,9 +43,7 @@ struct Area {
   Backing backing = Backing::kAnonymous;
   size_t file_offset = 0;
   Pool* pool = nullptr;
-  uint64_t* start_bits = nullptr;
-  uint64_t* live_bits = nullptr;
-  Area* next = nullptr;  // the owning pool's list
+  BlockMap* blocks = nullptr;  // set by the owning pool once the area is mapped
 
   bool Contains(uintptr_t p) const { return p - base < size; }
 };
@@ -87,7 +82,8 @@ class __attribute__((visibility("hidden"))) Window {
   static Area* NewArea(Pool* pool, size_t size, const char* name,
                        platform::PoolFile* file = nullptr);
 
-  // Unmaps the area, returns its pages and address range, frees its metadata.
+  // Unmaps the area, returns its pages and address range, frees the record (not the
+  // pool's BlockMap).
   // False with errno set if the pages could not be unmapped (the area stays registered).
   static bool DeleteArea(Area* area);
 
