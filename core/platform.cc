@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -158,6 +159,66 @@ bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name,
   return ok;
 }
 
+bool OpenPoolFile(const char* name, PoolFile* out) {
+  int fd = static_cast<int>(syscall(SYS_memfd_create, name, MFD_CLOEXEC));
+  if (fd < 0) return false;
+  // EINVAL when the limit is at most kPoolFileMinFd, EMFILE when nothing is free above it:
+  // then the low descriptor has to do.
+  const int high = fcntl(fd, F_DUPFD_CLOEXEC, kPoolFileMinFd);
+  if (high >= 0) {
+    close(fd);
+    fd = high;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    const int saved = errno;
+    close(fd);
+    errno = saved;
+    return false;
+  }
+  out->fd = fd;
+  out->dev = st.st_dev;
+  out->ino = st.st_ino;
+  out->size = 0;
+  return true;
+}
+
+bool PoolFileValid(const PoolFile& f) {
+  struct stat st;
+  if (f.fd < 0 || fstat(f.fd, &st) != 0) return false;
+  return st.st_dev == f.dev && st.st_ino == f.ino;
+}
+
+bool MapSharedArea(void* addr, size_t size, PoolFile* f, size_t* offset) {
+  if (!PoolFileValid(*f)) {
+    errno = EBADF;
+    return false;
+  }
+  const size_t off = f->size;
+  if (ftruncate(f->fd, static_cast<off_t>(off + size)) != 0) return false;
+  f->size = off + size;
+  void* p = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, f->fd,
+                 static_cast<off_t>(off));
+  if (p == MAP_FAILED) return false;
+  *offset = off;
+  return true;
+}
+
+bool PrivatizeArea(void* addr, size_t size, const PoolFile& f, size_t offset) {
+  void* p = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, f.fd,
+                 static_cast<off_t>(offset));
+  return p != MAP_FAILED;
+}
+
+void ClosePoolFile(PoolFile* f) {
+  if (f->fd >= 0) {
+    const int saved = errno;
+    close(f->fd);
+    errno = saved;
+  }
+  *f = PoolFile{};
+}
+
 bool MapLandmark(void* addr, const char* name) {
   const int fd = static_cast<int>(syscall(SYS_memfd_create, name, MFD_CLOEXEC));
   if (fd < 0) return false;
@@ -183,6 +244,9 @@ bool ProtectReadWrite(void* addr, size_t size) {
 
 bool Seal(void* addr, size_t size) { return syscall(kMsealSyscall, addr, size, 0UL) == 0; }
 
-bool Discard(void* addr, size_t size) { return madvise(addr, size, MADV_DONTNEED) == 0; }
+bool Discard(void* addr, size_t size) {
+  if (madvise(addr, size, MADV_REMOVE) == 0) return true;
+  return errno == EINVAL && madvise(addr, size, MADV_DONTNEED) == 0;  // EINVAL: anonymous
+}
 
 }  // namespace pmalloc::internal::platform

@@ -30,6 +30,43 @@ void* AllocatePages(size_t size);
 // MAP_PRIVATE keeps fork's copy semantics.
 [[nodiscard]] bool MapArea(void* addr, size_t size, const char* name);
 
+// One pool's memfd (protect:shared): its writable areas are MAP_SHARED windows on it, at
+// increasing offsets, so that protect is one mprotect(PROT_READ) (a read-only shared mapping
+// refuses FOLL_FORCE writes: /proc/PID/mem, ptrace). `dev`/`ino` identify the file, so a
+// descriptor number that the program closed and reused (close_range, closefrom, dup2) is
+// noticed instead of truncating or mapping someone else's file.
+struct PoolFile {
+  int fd = -1;
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  size_t size = 0;  // bytes ftruncate'd so far: the next area's offset
+};
+
+// memfd_create(name, MFD_CLOEXEC), moved to a descriptor >= kPoolFileMinFd when the limit
+// allows (F_DUPFD_CLOEXEC: programs that expect their low descriptors, select() users and
+// dup2 targets never meet it); otherwise the descriptor memfd_create returned. Costs 3-4
+// syscalls. On failure (errno from memfd_create or fstat) `*out` is unchanged.
+inline constexpr int kPoolFileMinFd = 512;
+[[nodiscard]] bool OpenPoolFile(const char* name, PoolFile* out);
+
+// True when `f.fd` still refers to the file OpenPoolFile opened (one fstat).
+[[nodiscard]] bool PoolFileValid(const PoolFile& f);
+
+// Grows `f` by `size` bytes (ftruncate, after a PoolFileValid check: errno EBADF when the
+// descriptor is no longer ours) and maps the new part read-write MAP_SHARED|MAP_FIXED at
+// `addr` over reserved space. `*offset` receives its file offset. On failure the file may be
+// longer than needed (harmless: unmapped file pages cost nothing) and `addr` stays reserved.
+[[nodiscard]] bool MapSharedArea(void* addr, size_t size, PoolFile* f, size_t* offset);
+
+// Re-maps the shared area [addr, addr+size) (at `offset` of `f`) MAP_PRIVATE|MAP_FIXED,
+// read-write, over the same file: the bytes stay (they are the file's pages), later stores
+// are copy-on-write. The fork handler does this so that parent and child no longer share
+// writable pool memory. One mmap; no copy.
+[[nodiscard]] bool PrivatizeArea(void* addr, size_t size, const PoolFile& f, size_t offset);
+
+// Closes the descriptor (mappings keep the file alive) and resets `*f`.
+void ClosePoolFile(PoolFile* f);
+
 // Returns [addr, addr+size) to reserved, inaccessible address space (pages are freed).
 [[nodiscard]] bool Unmap(void* addr, size_t size);
 
@@ -67,7 +104,9 @@ enum class CopyPages { kTouched, kAll };
 // mseal(2). errno ENOSYS when the kernel lacks it.
 [[nodiscard]] bool Seal(void* addr, size_t size);
 
-// Drops the pages of a private read-write range so they read back as zero.
+// Drops the pages of a read-write range so they read back as zero: MADV_REMOVE for a shared
+// area (frees the memfd's pages), MADV_DONTNEED for anonymous memory. Not for an area that
+// fork privatised (a private file mapping would read the file's bytes back): EACCES.
 [[nodiscard]] bool Discard(void* addr, size_t size);
 
 }  // namespace pmalloc::internal::platform

@@ -18,6 +18,7 @@ using absl::base_internal::SpinLockHolder;
 namespace {
 
 constexpr size_t RoundUp(size_t v, size_t to) { return (v + to - 1) & ~(to - 1); }
+constexpr size_t kHugePage = size_t{2} << 20;
 
 void DeleteBlockMap(BlockMap* m) {
   MetaFree(m->start_bits);
@@ -191,18 +192,39 @@ bool Pool::OpenArea(size_t min_bytes) {
     errno = EPERM;
     return false;
   }
-  // A new area is at least half the pool's live bytes (up to kMaxAreaGrowth), so a pool
-  // of N bytes in small allocations has O(log N + N / 1 MiB) areas, and VMAs, rather than
-  // N / refill: 16384 for 1 GiB at the default 64 KiB refill (vm.max_map_count is 65530).
+  // A new area is at least the pool's live bytes (up to kMaxAreaGrowth): sizes double, so
+  // a pool of N bytes in small allocations has O(log N + N / 32 MiB) areas, and VMAs, rather
+  // than N / refill: 16384 for 1 GiB at the default 64 KiB refill (vm.max_map_count is
+  // 65530); and areas of a large pool reach whole huge pages.
   // Live bytes, not mapped: a GROWABLE pool that allocates a little after each protect
   // keeps opening refill-sized areas instead of ever larger ones.
-  const size_t grown = std::min(kMaxAreaGrowth, RoundUp(live_bytes_ / 2, kGranule));
+  const size_t grown = std::min(kMaxAreaGrowth, RoundUp(live_bytes_, kGranule));
+  size_t size = RoundUp(std::max({refill_, min_bytes, grown}), platform::PageSize());
+  if (size >= kHugePage) size = RoundUp(size, kHugePage);
   BlockMap* m = MetaNew<BlockMap>();
   if (m == nullptr) {
     errno = ENOMEM;
     return false;
   }
-  Area* a = Window::NewArea(this, std::max({refill_, min_bytes, grown}), map_name_);
+  Area* a = nullptr;
+  if (GetConfig().protect_shared) {
+    if (file_.fd < 0 && !platform::OpenPoolFile(map_name_, &file_)) NoFile(errno);
+    if (file_.fd >= 0) {
+      a = Window::NewArea(this, size, map_name_, &file_);
+      if (a == nullptr) {
+        // EBADF: the program closed our descriptor (the number may be someone else's now);
+        // otherwise the file could not grow. Either way this area is anonymous, and the
+        // next one tries a fresh memfd.
+        NoFile(errno);
+        if (errno == EBADF) {
+          file_ = platform::PoolFile{};
+        } else {
+          platform::ClosePoolFile(&file_);
+        }
+      }
+    }
+  }
+  if (a == nullptr) a = Window::NewArea(this, size, map_name_);
   const size_t bitmap_bytes = a == nullptr ? 0 : RoundUp(a->size >> kUnitShift, 64) / 8;
   if (a != nullptr) {
     m->start_bits = static_cast<uint64_t*>(MetaAlloc(bitmap_bytes, /*zero=*/true));
@@ -296,32 +318,61 @@ int Pool::Prealloc(size_t size) {
   return OpenArea(RoundUp(size == 0 ? 1 : size, align_)) ? 0 : -1;
 }
 
+void Pool::NoFile(int err) {
+  if (file_failed_) return;
+  file_failed_ = true;
+  LogLine line;
+  line.Str("pmalloc: pool '")
+      .Str(name_)
+      .Str("': no memfd for its areas (errno ")
+      .Dec(static_cast<uint64_t>(err))
+      .Str("): they are private memory, copied onto a memfd when protected");
+  line.Emit();
+}
+
+void Pool::CloseFile() {
+  if (file_.fd < 0) return;
+  if (platform::PoolFileValid(file_)) {
+    platform::ClosePoolFile(&file_);
+  } else {
+    file_ = platform::PoolFile{};  // the number is no longer ours: leave it alone
+  }
+}
+
+bool Pool::ProtectArea(BlockMap* m, int* shared_err) {
+  Area* a = m->area;
+  // mprotect comes first, whatever the backing: a store racing protect either lands before
+  // it or faults, so no completed store is ever lost. A shared area is then done: a
+  // read-only MAP_SHARED mapping refuses /proc/PID/mem and ptrace writes (docs/design.md §2).
+  // Any other area under protect:shared is copied onto a fresh memfd, reading memory that
+  // nothing can write any more. An area that fork privatised is copied whole up to the
+  // bump: in a private file mapping an untouched page reads the old file, not zero. An
+  // anonymous one (no memfd was available) copies only its touched pages.
+  void* base = reinterpret_cast<void*>(a->base);
+  if (!platform::ProtectReadOnly(base, a->size)) return false;
+  if (a->backing != Area::Backing::kShared && GetConfig().protect_shared) {
+    const auto pages = a->backing == Area::Backing::kPrivateFile ? platform::CopyPages::kAll
+                                                                 : platform::CopyPages::kTouched;
+    if (platform::RemapSharedReadOnly(base, a->size, RoundUp(m->bump, platform::PageSize()),
+                                      map_name_, pages)) {
+      a->backing = Area::Backing::kShared;
+    } else if (*shared_err == 0) {
+      *shared_err = errno;
+    }
+  }
+  a->writable.store(false, std::memory_order_release);
+  return true;
+}
+
 int Pool::ProtectLocked() {
-  // Every area is made read-only with mprotect first: a store racing protect either lands
-  // before it or faults, so no completed write is ever lost. protect:shared (default) then
-  // moves the area onto a read-only shared memfd mapping, so writes through /proc/PID/mem
-  // fail too (docs/design.md §2): its copy reads memory that nothing can write any more, and the
-  // pool lock keeps pmalloc's own writers out. Bytes past the bump were never handed out
-  // and are not copied. If the move fails (no memory, no descriptor left) the area keeps
-  // the mprotect, and one line says the protection is weaker.
-  const bool shared = GetConfig().protect_shared;
+  // If a copy fails (no memory, no descriptor left) the area keeps its mprotect, and one
+  // line says the protection is weaker.
   int err = 0;
   int shared_err = 0;
   for (BlockMap* m = areas_; m != nullptr; m = m->next) {
     Area* a = m->area;
     if (!a->writable.load(std::memory_order_relaxed)) continue;
-    void* base = reinterpret_cast<void*>(a->base);
-    if (!platform::ProtectReadOnly(base, a->size)) {
-      if (err == 0) err = errno;
-      continue;
-    }
-    if (shared &&
-        !platform::RemapSharedReadOnly(base, a->size, RoundUp(m->bump, platform::PageSize()),
-                                       map_name_) &&
-        shared_err == 0) {
-      shared_err = errno;
-    }
-    a->writable.store(false, std::memory_order_release);
+    if (!ProtectArea(m, &shared_err) && err == 0) err = errno;
   }
   if (shared_err != 0) {
     LogLine line;
@@ -338,8 +389,37 @@ int Pool::ProtectLocked() {
     errno = err;
     return -1;
   }
+  // No writable area is left on the memfd: its descriptor goes, so nothing can pwrite the
+  // protected pages through it. A GROWABLE pool's next area opens a fresh memfd.
+  CloseFile();
   protected_ = true;
   return 0;
+}
+
+void Pool::LockForFork() {
+  lock_.Lock();
+  if (file_.fd < 0) return;
+  const bool valid = platform::PoolFileValid(file_);
+  for (BlockMap* m = areas_; m != nullptr; m = m->next) {
+    Area* a = m->area;
+    if (!a->writable.load(std::memory_order_relaxed) || a->backing != Area::Backing::kShared) {
+      continue;
+    }
+    if (valid &&
+        platform::PrivatizeArea(reinterpret_cast<void*>(a->base), a->size, file_, a->file_offset)) {
+      a->backing = Area::Backing::kPrivateFile;
+      continue;
+    }
+    LogLine line;
+    line.Str("pmalloc: pool '")
+        .Str(name_)
+        .Str(valid ? "': cannot make an area private before fork (errno "
+                   : "': its memfd descriptor was closed by the program (errno ")
+        .Dec(static_cast<uint64_t>(valid ? errno : EBADF))
+        .Str("): parent and child share its writable pages");
+    line.Emit();
+  }
+  CloseFile();
 }
 
 int Pool::Protect() {
@@ -402,6 +482,7 @@ int Pool::UnmapAreas() {
   }
   ClearFreeLists();
   current_ = nullptr;
+  CloseFile();
   while (areas_ != nullptr) {
     BlockMap* m = areas_;
     const size_t size = m->area->size;

@@ -18,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "core/block_map.h"
 #include "core/meta_allocator.h"
+#include "core/platform.h"
 #include "core/window.h"
 #include "pmalloc/pmalloc.h"
 
@@ -26,9 +27,10 @@ namespace pmalloc::internal {
 // Largest single allocation a pool serves (larger requests fail with ENOMEM).
 inline constexpr size_t kMaxAllocation = size_t{1} << 40;
 inline constexpr size_t kDefaultRefill = size_t{64} << 10;
-// Areas grow with the pool (Pool::OpenArea) up to this size: below the 2 MiB at which an
-// area asks for transparent huge pages, so growth never changes how pages are backed.
-inline constexpr size_t kMaxAreaGrowth = size_t{1} << 20;
+// Areas grow with the pool (Pool::OpenArea: each new area as large as the pool's live bytes,
+// so sizes double) up to this size. Areas of 2 MiB or more are whole huge pages, start on a
+// huge-page boundary and, when anonymous (protect:mprotect), ask for transparent huge pages.
+inline constexpr size_t kMaxAreaGrowth = size_t{32} << 20;
 // Largest per-call alignment (pmalloc_aligned, memalign in a scope): 1 GiB; above it a
 // power-of-two alignment fails with ENOMEM (glibc's rule: it cannot be satisfied).
 inline constexpr unsigned kMaxAlignOrder = 30;
@@ -75,7 +77,11 @@ class Pool {
   unsigned flags() const { return flags_; }
   size_t alignment() const { return align_; }
 
-  void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { lock_.Lock(); }
+  // Takes the pool lock for fork and re-maps every writable shared area MAP_PRIVATE over
+  // the pool's memfd (platform::PrivatizeArea), so that parent and child copy on write
+  // instead of sharing writable pages; then closes the memfd: the next area, in either
+  // process, goes to a fresh one. One mmap per writable area, no copy.
+  void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS;
   void UnlockAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { lock_.Unlock(); }
 
   // Registry links (guarded by the registry lock).
@@ -102,6 +108,9 @@ class Pool {
   void PushFree(BlockMap* m, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void ClearFreeLists() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   int ProtectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  bool ProtectArea(BlockMap* m, int* shared_err) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void NoFile(int err) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void CloseFile() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
   uint32_t magic_ = kMagic;
   unsigned flags_ = 0;
@@ -112,6 +121,11 @@ class Pool {
 
   absl::base_internal::SpinLock lock_{absl::kConstInit, absl::base_internal::SCHEDULE_KERNEL_ONLY};
   BlockMap* areas_ ABSL_GUARDED_BY(lock_) = nullptr;
+  // The memfd that writable shared areas live on (protect:shared). Open only while the pool
+  // has writable areas on it: protect, fork and destroy close it, so no descriptor that
+  // could pwrite protected pages outlives their protection.
+  platform::PoolFile file_ ABSL_GUARDED_BY(lock_);
+  bool file_failed_ ABSL_GUARDED_BY(lock_) = false;     // said once: areas fell back to anonymous
   BlockMap* current_ ABSL_GUARDED_BY(lock_) = nullptr;  // writable area bump-allocated from
   bool protected_ ABSL_GUARDED_BY(lock_) = false;       // no writable area since last protect
   bool sealed_ ABSL_GUARDED_BY(lock_) = false;          // Seal() succeeded: never destroyed

@@ -168,7 +168,7 @@ bool Window::EnsureInit() {
   return false;
 }
 
-Area* Window::NewArea(Pool* pool, size_t size, const char* name) {
+Area* Window::NewArea(Pool* pool, size_t size, const char* name, platform::PoolFile* file) {
   if (!EnsureInit()) return nullptr;
   const size_t page = platform::PageSize();
   if (size == 0 || size > Window::size() / 2) {
@@ -176,7 +176,11 @@ Area* Window::NewArea(Pool* pool, size_t size, const char* name) {
     return nullptr;
   }
   size = RoundUp(size, page);
-  const size_t span = RoundUp(size, kGranule) + kGranule;  // trailing guard granule
+  // Large areas are carved with room to start on a huge-page boundary; the lead before it
+  // goes back to the free ranges.
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t lead_room = size >= kHuge ? kHuge - kGranule : 0;
+  size_t span = RoundUp(size, kGranule) + kGranule;  // trailing guard granule
 
   Area* area = MetaNew<Area>();
   if (area == nullptr) {
@@ -186,9 +190,20 @@ Area* Window::NewArea(Pool* pool, size_t size, const char* name) {
   uintptr_t base = 0;
   {
     SpinLockHolder h(&window_lock);
-    base = Carve(span);
+    base = Carve(span + lead_room);
+    if (base != 0 && lead_room != 0) {
+      const uintptr_t aligned = RoundUp(base, kHuge);
+      if (aligned > base) FreeRange(base, aligned - base);
+      span += lead_room - (aligned - base);
+      base = aligned;
+    }
   }
-  if (base == 0 || !platform::MapArea(reinterpret_cast<void*>(base), size, name)) {
+  size_t offset = 0;
+  const bool mapped =
+      base != 0 &&
+      (file != nullptr ? platform::MapSharedArea(reinterpret_cast<void*>(base), size, file, &offset)
+                       : platform::MapArea(reinterpret_cast<void*>(base), size, name));
+  if (!mapped) {
     const int saved = base == 0 ? ENOMEM : errno;
     if (base != 0) {
       SpinLockHolder h(&window_lock);
@@ -201,6 +216,8 @@ Area* Window::NewArea(Pool* pool, size_t size, const char* name) {
   area->base = base;
   area->size = size;
   area->span = span;
+  area->backing = file != nullptr ? Area::Backing::kShared : Area::Backing::kAnonymous;
+  area->file_offset = offset;
   area->pool = pool;
   const uintptr_t first = (base - Window::base()) >> kGranuleShift;
   for (size_t g = 0; g < span >> kGranuleShift; ++g) {

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/platform.h"
+
 namespace pmalloc::internal {
 
 class Pool;
@@ -31,6 +33,15 @@ struct Area {
   size_t span = 0;  // reserved bytes, including the trailing guard
   std::atomic<bool> writable{true};
   std::atomic<bool> sealed{false};
+  // How the pages are mapped (platform.h). Changed under the owning pool's lock, and by the
+  // fork handler with that lock held.
+  enum class Backing : uint8_t {
+    kAnonymous,    // private anonymous (protect:mprotect, or no memfd to be had)
+    kShared,       // MAP_SHARED at `file_offset` of the pool's memfd, or (protected) of a copy
+    kPrivateFile,  // privatised by fork: MAP_PRIVATE over the pool's old memfd
+  };
+  Backing backing = Backing::kAnonymous;
+  size_t file_offset = 0;
   Pool* pool = nullptr;
   BlockMap* blocks = nullptr;  // set by the owning pool once the area is mapped
 
@@ -63,9 +74,13 @@ class __attribute__((visibility("hidden"))) Window {
   // refuses). Thread-safe. False with errno ENOMEM when nothing could be reserved.
   static bool EnsureInit();
 
-  // Maps a new writable area of at least `size` bytes for `pool`, named `name` in
-  // /proc/PID/maps. Returns nullptr with errno set on failure.
-  static Area* NewArea(Pool* pool, size_t size, const char* name);
+  // Maps a new writable area of at least `size` bytes for `pool`: shared on `file` when
+  // given (platform::MapSharedArea; /proc/PID/maps shows the memfd's name), otherwise
+  // private anonymous named `name` where the kernel allows it. Areas of 2 MiB or more start
+  // on a 2 MiB boundary, so anonymous ones can get transparent huge pages. Returns nullptr
+  // with errno set on failure.
+  static Area* NewArea(Pool* pool, size_t size, const char* name,
+                       platform::PoolFile* file = nullptr);
 
   // Unmaps the area, returns its pages and address range, frees the record (not the
   // pool's BlockMap).

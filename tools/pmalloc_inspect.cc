@@ -5,10 +5,11 @@
 // What the kernel shows, and so what this tool recognises (docs/tools.md):
 // - "/memfd:pmalloc-window:0x<size> (deleted)": the landmark page at the start of pmalloc's
 //   address window. Every accessible mapping inside the window is a pool area.
-// - "/memfd:pmalloc:<pool> (deleted)": a protected pool area (protect:shared, the default),
-//   or "pmalloc:static:<module>" for a registered range (protected statics).
-// - "[anon:pmalloc:<pool>]": a writable area, named only where the kernel has
-//   CONFIG_ANON_VMA_NAME. Elsewhere a writable area is an unnamed anonymous mapping: it is
+// - "/memfd:pmalloc:<pool> (deleted)": a pool area under protect:shared (the default),
+//   writable (rw-s, or rw-p after a fork) or protected (r--s); or "pmalloc:static:<module>"
+//   for a registered range (protected statics).
+// - "[anon:pmalloc:<pool>]": an anonymous area (protect:mprotect), named only where the
+//   kernel has CONFIG_ANON_VMA_NAME. Elsewhere it is an unnamed anonymous mapping: it is
 //   recognised by lying inside the window and reported under the pseudo-pool "(unnamed)".
 //
 // Uses no part of libpmalloc: only the mapping names its public documentation describes.

@@ -154,8 +154,9 @@ TEST(ProcMem, ManyAreasKeepTheirBytes) {
   }
 }
 
-// A GROWABLE pool's new area is private and writable until the next protect, which moves
-// only that area; the first one is not copied again.
+// A GROWABLE pool's new area is a writable shared mapping (of a fresh memfd: the first
+// one's descriptor closed at protect) until the next protect, which makes only that area
+// read-only.
 TEST(ProcMem, GrowablePoolProtectsNewAreasToo) {
   if (MprotectMode()) GTEST_SKIP() << "protect:shared only";
   pmalloc_pool* pool =
@@ -164,7 +165,7 @@ TEST(ProcMem, GrowablePoolProtectsNewAreasToo) {
   ASSERT_EQ(pmalloc_protect_pool(pool), 0);
   char* second = pstrdup(pool, "second");
   ASSERT_NE(second, nullptr);
-  EXPECT_EQ(Perms(second), "rw-p");
+  EXPECT_EQ(Perms(second), "rw-s");
   ASSERT_EQ(ProcMemWrite(second, "S", 1), 1);  // writable area: lands
   EXPECT_STREQ(second, "Second");
   EXPECT_EQ(ProcMemWrite(first, "X", 1), -1);
@@ -344,23 +345,50 @@ TEST(ProcMem, ReadersDuringProtectSeeTheSameBytes) {
   }
 }
 
-// Out of descriptors (RLIMIT_NOFILE): the move onto a memfd fails, the pool is still
-// protected with mprotect, and one line says so. Runs in the death test's child.
+// Uses up every descriptor below a limit of 64; returns the last one opened.
+int ExhaustDescriptors() {
+  rlimit lim{64, 64};
+  setrlimit(RLIMIT_NOFILE, &lim);
+  int last = -1;
+  for (int fd; (fd = open("/dev/null", O_RDONLY)) >= 0;) last = fd;
+  return last;
+}
+
+// Protect of an area already on the pool's memfd needs no descriptor at all: one mprotect.
+// Runs in the death test's child.
 [[noreturn]] void ProtectWithoutDescriptors() {
   pmalloc_pool* pool = pmalloc_create_pool("procmem-nofd", 0, 0, PMALLOC_POOL_MANUAL);
   char* p = pstrdup(pool, "kept");
-  rlimit lim{64, 64};
-  setrlimit(RLIMIT_NOFILE, &lim);
-  while (open("/dev/null", O_RDONLY) >= 0) {
-  }
+  const int last = ExhaustDescriptors();
   const int rc = pmalloc_protect_pool(pool);
-  const bool ok = rc == 0 && pmalloc_is_protected(p) == 1 && strcmp(p, "kept") == 0;
+  bool ok = rc == 0 && pmalloc_is_protected(p) == 1 && strcmp(p, "kept") == 0;
+  close(last);  // one descriptor for /proc/self/mem
+  ok = ok && ProcMemWrite(p, "X", 1) == -1 && errno == EIO && strcmp(p, "kept") == 0;
+  _exit(ok ? 0 : 1);
+}
+
+TEST(ProcMem, ProtectNeedsNoDescriptor) {
+  if (MprotectMode()) GTEST_SKIP() << "protect:shared only";
+  EXPECT_EXIT(ProtectWithoutDescriptors(), testing::ExitedWithCode(0), "^$");
+}
+
+// Out of descriptors (RLIMIT_NOFILE) when the pool opens its first area: no memfd, so the
+// area is private anonymous memory (one line says so); protect then cannot move it onto a
+// memfd either, the pool is still protected with mprotect, and one more line says so.
+[[noreturn]] void AllocateAndProtectWithoutDescriptors() {
+  pmalloc_pool* pool = pmalloc_create_pool("procmem-nofd", 0, 0, PMALLOC_POOL_MANUAL);
+  ExhaustDescriptors();
+  char* p = pstrdup(pool, "kept");
+  const int rc = pmalloc_protect_pool(pool);
+  const bool ok = p != nullptr && rc == 0 && pmalloc_is_protected(p) == 1 && strcmp(p, "kept") == 0;
   _exit(ok ? 0 : 1);
 }
 
 TEST(ProcMem, NoDescriptorLeftFallsBackToMprotect) {
   if (MprotectMode()) GTEST_SKIP() << "protect:shared only";
-  EXPECT_EXIT(ProtectWithoutDescriptors(), testing::ExitedWithCode(0),
+  EXPECT_EXIT(AllocateAndProtectWithoutDescriptors(), testing::ExitedWithCode(0),
+              "pmalloc: pool 'procmem-nofd': no memfd for its areas \\(errno 24\\): they are "
+              "private memory, copied onto a memfd when protected\n"
               "pmalloc: pool 'procmem-nofd': cannot move to a shared mapping \\(errno 24\\): "
               "protected with mprotect only");
 }

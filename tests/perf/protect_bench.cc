@@ -211,6 +211,98 @@ void BM_MprotectAnon(benchmark::State& state) {
   state.counters["mprotect_calls"] = per_page ? static_cast<double>(bytes / page) : 1.0;
 }
 
+// pmalloc_lockdown(0) of range(0) pools of one 64-byte allocation each (default refill:
+// one 64 KiB area per pool). Lockdown protects each area with one syscall: one mprotect
+// under either mode (the memfd's descriptor is closed too). Reference: BM_MprotectMany.
+void BM_LockdownPools(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  std::vector<pmalloc_pool*> pools(n);
+  std::vector<void*> blocks(n);
+  for (auto _ : state) {
+    for (size_t i = 0; i < n; ++i) {
+      pools[i] = pmalloc_create_pool("bench-lockdown", 0, 0, 0);
+      blocks[i] = pools[i] == nullptr ? nullptr : pmalloc(pools[i], 64);
+      if (blocks[i] == nullptr) {
+        state.SkipWithError("pool or pmalloc failed");
+        return;
+      }
+      memset(blocks[i], 0x5a, 64);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const int rc = pmalloc_lockdown(0);
+    state.SetIterationTime(Seconds(t0));
+    for (size_t i = 0; i < n; ++i) {
+      pfree(pools[i], blocks[i]);
+      (void)pmalloc_destroy_pool(pools[i]);
+    }
+    if (rc != 0) {
+      state.SkipWithError("lockdown failed");
+      return;
+    }
+  }
+}
+
+// Reference for BM_LockdownPools: range(0) separate 64 KiB anonymous mappings with one
+// written page each, one mprotect(PROT_READ) per mapping.
+void BM_MprotectMany(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  constexpr size_t kArea = size_t{64} << 10;
+  std::vector<char*> areas(n);
+  for (auto _ : state) {
+    for (char*& a : areas) {
+      // A gap after each mapping keeps them separate VMAs, as pool areas are.
+      a = static_cast<char*>(
+          mmap(nullptr, 2 * kArea, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      if (a == MAP_FAILED) {
+        state.SkipWithError("mmap failed");
+        return;
+      }
+      munmap(a + kArea, kArea);
+      memset(a, 0x5a, 64);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (char* a : areas) mprotect(a, kArea, PROT_READ);
+    state.SetIterationTime(Seconds(t0));
+    for (char* a : areas) munmap(a, kArea);
+  }
+}
+
+// First touch: one store per 4 KiB page of a fresh range(0) MiB pool area (range(1) == 0:
+// a shared memfd mapping under protect:shared, anonymous under protect:mprotect) or of a
+// fresh anonymous mapping without huge pages (range(1) == 1). Time per page in the counter.
+void BM_FirstTouch(benchmark::State& state) {
+  const size_t bytes = static_cast<size_t>(state.range(0)) << 20;
+  const bool anon = state.range(1) != 0;
+  for (auto _ : state) {
+    pmalloc_pool* pool = nullptr;
+    char* p = nullptr;
+    if (anon) {
+      p = static_cast<char*>(
+          mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      madvise(p, bytes, MADV_NOHUGEPAGE);
+    } else {
+      pool = pmalloc_create_pool("bench-touch", bytes, 0, PMALLOC_POOL_MANUAL);
+      p = static_cast<char*>(pmalloc(pool, bytes));
+    }
+    if (p == nullptr || p == MAP_FAILED) {
+      state.SkipWithError("allocation failed");
+      return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t off = 0; off < bytes; off += 4096) static_cast<volatile char*>(p)[off] = 1;
+    state.SetIterationTime(Seconds(t0));
+    if (anon) {
+      munmap(p, bytes);
+    } else {
+      pfree(pool, p);
+      (void)pmalloc_destroy_pool(pool);
+    }
+  }
+  state.counters["us_per_page"] = benchmark::Counter(
+      static_cast<double>(bytes / 4096) * 1e-6,
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
 void PoolArgs(benchmark::internal::Benchmark* b) {
   for (long mib : {1, 16, 256, 1024}) {
     b->Args({mib, 0, 4096});          // default refill: many areas
@@ -239,6 +331,21 @@ BENCHMARK(BM_ForkWithProtectedPool)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PoolMemory)->Arg(256)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LockdownPools)
+    ->Arg(1000)
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MprotectMany)
+    ->Arg(1000)
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_FirstTouch)
+    ->ArgsProduct({{64}, {0, 1}})
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprotectAnon)
     ->ArgsProduct({{1, 16, 256, 1024}, {0, 1}})
     ->UseManualTime()

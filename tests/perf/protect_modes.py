@@ -74,6 +74,38 @@ def main():
                       f" {r['writable_shmem_MiB']:.0f} | {r['protected_anon_MiB']:.0f} |"
                       f" {r['protected_shmem_MiB']:.0f} |")
 
+    print("\nsame-run ratios (each mode's run against its own raw references)\n")
+    print("| measure | protect:mprotect | protect:shared |")
+    print("|---|---:|---:|")
+    for mib in (16, 256, 1024):
+        cells = []
+        for rows in (mp, sh):
+            pool = by_args(rows, "BM_ProtectPool").get((mib, 0, 4096))
+            raw = by_args(rows, "BM_MprotectAnon").get((mib, 0))
+            cells.append("-" if not pool or not raw else
+                         f"{pool['real_time']:.2f} ms / {raw['real_time']:.2f} ms ="
+                         f" {pool['real_time'] / raw['real_time']:.2f}x")
+        print(f"| protect {mib} MiB pool (4 KiB allocs, default refill) vs one raw mprotect"
+              f" | {cells[0]} | {cells[1]} |")
+    cells = []
+    for rows in (mp, sh):
+        ld = by_args(rows, "BM_LockdownPools").get((1000,))
+        raw = by_args(rows, "BM_MprotectMany").get((1000,))
+        cells.append("-" if not ld or not raw else
+                     f"{ld['real_time']:.1f} ms / {raw['real_time']:.1f} ms ="
+                     f" {ld['real_time'] / raw['real_time']:.2f}x")
+    print(f"| pmalloc_lockdown(0) of 1000 one-allocation pools vs 1000 raw mprotects"
+          f" | {cells[0]} | {cells[1]} |")
+    cells = []
+    for rows in (mp, sh):
+        t = by_args(rows, "BM_FirstTouch")
+        pool, anon = t.get((64, 0)), t.get((64, 1))
+        cells.append("-" if not pool or not anon else
+                     f"{pool['us_per_page']:.2f} us / {anon['us_per_page']:.2f} us ="
+                     f" {pool['us_per_page'] / anon['us_per_page']:.2f}x")
+    print(f"| first touch per page, 64 MiB pool area vs anonymous 4 KiB pages"
+          f" | {cells[0]} | {cells[1]} |")
+
 
 if __name__ == "__main__":
     main()

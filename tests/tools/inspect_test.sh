@@ -73,8 +73,10 @@ if mode == "sealed":
     only("inspect-sealed", protected=True, sealed=True, writable=False)
     assert t["sealed_bytes"] == t["size"]
 if mode in ("writable", "mixed"):
-    # Unnamed on kernels without CONFIG_ANON_VMA_NAME, named where the kernel allows it.
-    name = "inspect-writable" if "inspect-writable" in pools else "(unnamed)"
+    # Writable areas are shared memfd mappings under the default protect:shared: named on
+    # every kernel.
+    name = "inspect-writable"
+    assert "(unnamed)" not in pools, pools.keys()
     only(name, protected=False, writable=True)
     # 100 blocks of 1000 bytes were written: at least that much is resident.
     assert sum(a["resident"] for a in pools[name]["areas"]) >= 100000

@@ -99,12 +99,12 @@ PMALLOC_EXPORT size_t pmalloc_usable_size(const void *ptr);
 
 /* Makes every area of the pool read-only. Any later write to the pool's allocations kills
  * the process with SIGSEGV; reads keep working. What is left of the current area is
- * relinquished: it is never written again. How, per writable area: under the default
- * PMALLOC_CONF protect:shared its written pages are copied into a memfd mapped read-only
- * MAP_SHARED over the same addresses (so /proc/PID/mem and ptrace cannot write it either;
- * cost: a copy of the written pages); if that fails (EMFILE, ENOMEM, ...) the area gets
- * mprotect(PROT_READ) instead, with one line on stderr. protect:mprotect: one mprotect per
- * area. Areas already read-only are left as they are.
+ * relinquished: it is never written again. Cost: one mprotect(PROT_READ) per writable
+ * area. Under the default PMALLOC_CONF protect:shared writable areas are MAP_SHARED on a
+ * memfd of the pool, so once read-only /proc/PID/mem and ptrace cannot write them either;
+ * areas that are private (privatised by fork, or no memfd was available) are copied onto
+ * a read-only memfd mapping after their mprotect, and if that fails they keep the
+ * mprotect, with one line on stderr. Areas already read-only are left as they are.
  * Errors: EINVAL (NULL pool), or the errno of the mprotect that failed after the move did
  * (the areas that could be protected stay protected). */
 PMALLOC_EXPORT int pmalloc_protect_pool(struct pmalloc_pool *pool);
