@@ -5,7 +5,7 @@
 #include <atomic>
 #include <mutex>
 
-#include "compat/gfp_route.h"
+#include "compat/gfp_pool.h"
 #include "core/registry.h"
 #include "pmalloc/compat/cache.h"
 #include "pmalloc/compat/gfp.h"
@@ -32,7 +32,7 @@ bool IsValidPool(pmalloc_pool* pool) {
 
 }  // namespace
 
-bool RoutePool(gfp_t flags, pmalloc_pool** pool) {
+bool PoolForGfp(gfp_t flags, pmalloc_pool** pool) {
   const gfp_t route = flags & PMALLOC_GFP_POOL_MASK;
   if (route == 0) {
     *pool = nullptr;
@@ -107,13 +107,13 @@ int pmalloc_gfp_zone_release(gfp_t zone) {
 
 pmalloc_pool* pmalloc_gfp_pool(gfp_t flags) {
   pmalloc_pool* pool = nullptr;
-  return pmalloc::internal::RoutePool(flags, &pool) ? pool : nullptr;
+  return pmalloc::internal::PoolForGfp(flags, &pool) ? pool : nullptr;
 }
 
 int pmalloc_gfp_valid(gfp_t flags) {
   const int saved = errno;
   pmalloc_pool* pool = nullptr;
-  const bool ok = pmalloc::internal::RoutePool(flags, &pool);
+  const bool ok = pmalloc::internal::PoolForGfp(flags, &pool);
   errno = saved;
   return ok ? 1 : 0;
 }

@@ -10,7 +10,7 @@
 
 #include <algorithm>
 
-#include "compat/gfp_route.h"
+#include "compat/gfp_pool.h"
 #include "core/window.h"
 #include "pmalloc/compat/slab.h"
 
@@ -46,7 +46,7 @@ extern "C" {
 
 void* pmalloc_kmalloc(size_t size, gfp_t flags) {
   pmalloc_pool* pool;
-  if (!pmalloc::internal::RoutePool(flags, &pool)) return nullptr;
+  if (!pmalloc::internal::PoolForGfp(flags, &pool)) return nullptr;
   if (size == 0) return ZERO_SIZE_PTR;
   return AllocateIn(pool, size, (flags & __GFP_ZERO) != 0);
 }
@@ -79,7 +79,7 @@ void pmalloc_kfree_sensitive(const void* p) {
 void* pmalloc_krealloc(const void* p, size_t new_size, gfp_t flags) {
   if (IsZeroOrNull(p)) return pmalloc_kmalloc(new_size, flags);
   pmalloc_pool* dst;
-  if (!pmalloc::internal::RoutePool(flags, &dst)) return nullptr;
+  if (!pmalloc::internal::PoolForGfp(flags, &dst)) return nullptr;
   if (new_size == 0) {
     pmalloc_kfree(p);
     return ZERO_SIZE_PTR;

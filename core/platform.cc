@@ -158,6 +158,17 @@ bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name,
   return ok;
 }
 
+bool MapLandmark(void* addr, const char* name) {
+  const int fd = static_cast<int>(syscall(SYS_memfd_create, name, MFD_CLOEXEC));
+  if (fd < 0) return false;
+  bool ok = ftruncate(fd, static_cast<off_t>(PageSize())) == 0;
+  if (ok) ok = mmap(addr, PageSize(), PROT_NONE, MAP_SHARED | MAP_FIXED, fd, 0) != MAP_FAILED;
+  const int saved = errno;
+  close(fd);
+  errno = saved;
+  return ok;
+}
+
 bool Unmap(void* addr, size_t size) {
   void* p =
       mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);

@@ -57,6 +57,13 @@ enum class CopyPages { kTouched, kAll };
 
 [[nodiscard]] bool ProtectReadWrite(void* addr, size_t size);
 
+// Maps one inaccessible (PROT_NONE) page at `addr`, over reserved space, as a MAP_SHARED
+// memfd named `name`: a landmark that /proc/PID/maps shows on every kernel, so tools can find
+// pmalloc's address ranges without ptrace (pmalloc-inspect). Costs no memory (the page is
+// never touched) and no descriptor after the call. On failure (errno from memfd_create,
+// ftruncate or mmap) the page stays reserved as it was.
+[[nodiscard]] bool MapLandmark(void* addr, const char* name);
+
 // mseal(2). errno ENOSYS when the kernel lacks it.
 [[nodiscard]] bool Seal(void* addr, size_t size);
 

@@ -35,6 +35,24 @@ ABSL_CONST_INIT std::vector<Range, MetaAllocator<Range>>* free_ranges = nullptr;
 
 size_t RoundUp(size_t v, size_t to) { return (v + to - 1) & ~(to - 1); }
 
+// The first granule of the window holds no area: its first page is a landmark, a PROT_NONE
+// memfd mapping named "pmalloc-window:0x<window size in hex>", which tells pmalloc-inspect
+// where the window is, so that it can see writable areas that the kernel shows unnamed
+// (without CONFIG_ANON_VMA_NAME). Best effort: without it (memfd_create failing) everything
+// works, and pmalloc-inspect says it cannot see writable areas. No stdio: this may run on
+// the malloc path.
+void MapWindowLandmark(uintptr_t base, size_t size) {
+  char name[40] = "pmalloc-window:0x";
+  size_t len = sizeof("pmalloc-window:0x") - 1;
+  int shift = 60;
+  while (shift > 0 && ((size >> shift) & 0xf) == 0) shift -= 4;
+  for (; shift >= 0; shift -= 4) name[len++] = "0123456789abcdef"[(size >> shift) & 0xf];
+  name[len] = '\0';
+  const int saved = errno;
+  (void)platform::MapLandmark(reinterpret_cast<void*>(base), name);
+  errno = saved;
+}
+
 // REQUIRES: window_lock held.
 uintptr_t Carve(size_t span) {
   const uintptr_t end = Window::base() + Window::size();
@@ -83,7 +101,8 @@ bool Window::EnsureInit() {
       break;
     }
     table_ = static_cast<std::atomic<Area*>*>(table);
-    carve_next = reinterpret_cast<uintptr_t>(base);
+    MapWindowLandmark(reinterpret_cast<uintptr_t>(base), want);
+    carve_next = reinterpret_cast<uintptr_t>(base) + kGranule;
     base_.store(reinterpret_cast<uintptr_t>(base), std::memory_order_relaxed);
     size_.store(want, std::memory_order_release);
     return true;

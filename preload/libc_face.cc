@@ -1,4 +1,4 @@
-// The C allocation entry points of glibc, as one-line forwarders into core/route.h. The
+// The C allocation entry points of glibc, as one-line forwarders into preload/route.h. The
 // glibc contract (2.36, plus the aligned_alloc check of 2.38) lives here and only here:
 //  - failure returns NULL with errno ENOMEM (EPERM from a protected, non-growable scope
 //    pool); calloc and reallocarray fail with ENOMEM when n * size overflows;
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 
 #include "core/platform.h"
-#include "core/route.h"
 #include "pmalloc/pmalloc.h"
+#include "preload/route.h"
 
 namespace route = pmalloc::internal::route;
 

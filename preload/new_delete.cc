@@ -1,12 +1,12 @@
 // Every replaceable C++ operator new/delete (8 new, 12 delete forms), forwarded to
-// core/route.h. new throws std::bad_alloc after the new_handler loop; the nothrow forms
+// preload/route.h. new throws std::bad_alloc after the new_handler loop; the nothrow forms
 // return nullptr. Sized deletes pass the size on to jemalloc (sdallocx), which skips a
 // size lookup; pool pointers go back to their pool whatever the form.
 #include <cstddef>
 #include <new>
 
-#include "core/route.h"
 #include "pmalloc/pmalloc.h"
+#include "preload/route.h"
 
 namespace route = pmalloc::internal::route;
 

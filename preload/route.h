@@ -4,10 +4,12 @@
 //
 // The untagged path costs one TLS load (allocation) or one subtract-and-compare (free) on
 // top of jemalloc, and never locks, allocates or touches the registry. Everything else is
-// out of line (route.cc). The preload/ face is one-line forwarders into these functions;
-// each follows glibc's contract (errno ENOMEM on failure, NULL/EINVAL rules in libc_face).
-#ifndef PMALLOC_CORE_ROUTE_H_
-#define PMALLOC_CORE_ROUTE_H_
+// out of line (route.cc, and core/pool_pointer.h for pool pointers). The face
+// (libc_face.cc, new_delete.cc) is one-line forwarders into these functions; each follows
+// glibc's contract (errno ENOMEM on failure, NULL/EINVAL rules in libc_face). Untagged
+// calls go through jemalloc_entry.h's table.
+#ifndef PMALLOC_PRELOAD_ROUTE_H_
+#define PMALLOC_PRELOAD_ROUTE_H_
 
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
@@ -18,48 +20,23 @@
 #include <new>
 
 #include "absl/base/optimization.h"
+#include "core/pool_pointer.h"
 #include "core/scope.h"
 #include "core/window.h"
+#include "preload/jemalloc_entry.h"
 
 namespace pmalloc::internal::route {
 
-// jemalloc's own malloc/free/calloc/realloc (its fastest entry points). Until the library
-// constructor resolves them they point at mallocx-based equivalents, so the face works
-// before pmalloc initialises; both are the same jemalloc heap.
-// The types are noexcept so that the face's noexcept functions can tail-call them (a call
-// that may throw needs a terminate landing pad, which forbids the jump).
-struct JeFns {
-  std::atomic<void* (*)(size_t) noexcept> malloc;
-  std::atomic<void (*)(void*) noexcept> free;
-  std::atomic<void* (*)(size_t, size_t) noexcept> calloc;
-  std::atomic<void* (*)(void*, size_t) noexcept> realloc;
-  // jemalloc's operator new forms: a tail call keeps the untagged new path as short as
-  // malloc's (the result check and the new_handler loop happen inside jemalloc).
-  std::atomic<void* (*)(size_t)> new_;
-  std::atomic<void* (*)(size_t, const std::nothrow_t&) noexcept> new_nothrow;
-  std::atomic<void* (*)(size_t, std::align_val_t)> new_aligned;
-  std::atomic<void* (*)(size_t, std::align_val_t, const std::nothrow_t&) noexcept>
-      new_aligned_nothrow;
-  // jemalloc's sized operator delete forms (they accept nullptr).
-  std::atomic<void (*)(void*, size_t) noexcept> sized_delete;
-  std::atomic<void (*)(void*, size_t, std::align_val_t) noexcept> sized_aligned_delete;
-};
-// Hidden: read with one rip-relative load instead of a GOT indirection.
-extern JeFns je __attribute__((visibility("hidden")));
-
-// Out of line: tagged allocation, pool frees, pool realloc, failure paths.
+// Out of line (route.cc): tagged allocation and failure paths. Pool frees, pool realloc and
+// pool usable size are core/pool_pointer.h.
 void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero) noexcept;
 void* TaggedCalloc(Pool* pool, size_t n, size_t size) noexcept;
-void PoolFree(void* p) noexcept;
-void* PoolRealloc(void* p, size_t size) noexcept;
 // jemalloc realloc of size 0 (glibc: free, return NULL) or above kMaxObjectSize (ENOMEM:
 // jemalloc's realloc fails there without setting errno).
 void* ReallocEdge(void* p, size_t size) noexcept;
 
 // No object may exceed PTRDIFF_MAX bytes.
 inline constexpr size_t kMaxObjectSize = size_t{PTRDIFF_MAX};
-size_t PoolUsableSize(const void* p) noexcept;
-void* AlignedUntagged(size_t align, size_t size) noexcept;  // errno ENOMEM on failure
 // Tagged new: the pool allocation, then the new_handler loop / bad_alloc on failure.
 void* TaggedNew(Pool* pool, size_t size, size_t align);
 void* TaggedNewNothrow(Pool* pool, size_t size, size_t align) noexcept;
@@ -154,4 +131,4 @@ inline void* NewAlignedNothrow(size_t size, std::align_val_t align) noexcept {
 
 }  // namespace pmalloc::internal::route
 
-#endif  // PMALLOC_CORE_ROUTE_H_
+#endif  // PMALLOC_PRELOAD_ROUTE_H_

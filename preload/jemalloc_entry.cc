@@ -1,12 +1,12 @@
-#include "core/route.h"
+#include "preload/jemalloc_entry.h"
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <string.h>
 
 #include <new>
 
-#include "core/log.h"
+#include "absl/base/attributes.h"
+#include "preload/route.h"  // NewFailed: the stand-ins for operator new share its loop
 
 namespace pmalloc::internal::route {
 namespace {
@@ -64,16 +64,6 @@ void SizedAlignedDeleteX(void* p, size_t size, std::align_val_t align) noexcept 
   if (p != nullptr) sdallocx(p, size, MALLOCX_ALIGN(static_cast<size_t>(align)));
 }
 
-[[noreturn]] void BadPoolPointer(const char* call, const void* p) {
-  LogLine line;
-  line.Str("pmalloc: ")
-      .Str(call)
-      .Str("(): invalid pointer ")
-      .Ptr(p)
-      .Str(" (inside the pool window, in no live pool area)");
-  Fatal(line);
-}
-
 // Resolves jemalloc's malloc/free/calloc/realloc: the library that defines mallocx is
 // jemalloc, and dlsym on its handle finds its own definitions, not the face's. Runs before
 // any other constructor of this library; dlopen may call malloc, which is fine here since
@@ -129,94 +119,10 @@ ABSL_CONST_INIT JeFns je = {{&MallocX},      {&FreeX},
                             {&NewAlignedX},  {&NewAlignedNothrowX},
                             {&SizedDeleteX}, {&SizedAlignedDeleteX}};
 
-void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero) noexcept {
-  return pool->Allocate(size, align, zero);
-}
-
-void* TaggedCalloc(Pool* pool, size_t n, size_t size) noexcept {
-  size_t bytes;
-  if (__builtin_mul_overflow(n, size, &bytes)) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  return pool->Allocate(bytes, 0, true);
-}
-
-void PoolFree(void* p) noexcept {
-  Area* a = Window::AreaOf(p);
-  if (a == nullptr) BadPoolPointer("free", p);
-  a->pool->Free(p);
-}
-
-void* PoolRealloc(void* p, size_t size) noexcept {
-  Area* a = Window::AreaOf(p);
-  if (a == nullptr) BadPoolPointer("realloc", p);
-  Pool* pool = a->pool;
-  if (size == 0) {
-    pool->Free(p);
-    return nullptr;
-  }
-  if (!a->writable.load(std::memory_order_acquire)) {
-    errno = EPERM;  // a protected block is never moved nor freed by realloc
-    return nullptr;
-  }
-  const size_t old_size = Pool::UsableSize(p);
-  if (old_size == 0) BadPoolPointer("realloc", p);
-  // Shrinking (or growing within the block) keeps the block; the pool has no in-place split.
-  if (size <= old_size) return p;
-  void* q = pool->Allocate(size, 0, false);
-  if (q == nullptr) return nullptr;  // errno from the pool; old block untouched
-  memcpy(q, p, old_size);
-  pool->Free(p);
-  return q;
-}
-
-void* ReallocEdge(void* p, size_t size) noexcept {
-  if (size == 0) {
-    je.free.load(std::memory_order_relaxed)(p);
-  } else {
-    errno = ENOMEM;  // p untouched
-  }
-  return nullptr;
-}
-
-size_t PoolUsableSize(const void* p) noexcept { return Pool::UsableSize(p); }
-
 void* AlignedUntagged(size_t align, size_t size) noexcept {
   void* p = mallocx(size == 0 ? 1 : size, MALLOCX_ALIGN(align));
   if (p == nullptr) errno = ENOMEM;
   return p;
-}
-
-void* TaggedNew(Pool* pool, size_t size, size_t align) {
-  void* p = pool->Allocate(size, align, false);
-  return p != nullptr ? p : NewFailed(size, align, false);
-}
-
-void* TaggedNewNothrow(Pool* pool, size_t size, size_t align) noexcept {
-  void* p = pool->Allocate(size, align, false);
-  return p != nullptr ? p : NewFailed(size, align, true);
-}
-
-void* NewFailed(size_t size, size_t align, bool nothrow) {
-  for (;;) {
-    std::new_handler handler = std::get_new_handler();
-    if (handler == nullptr) {
-      if (nothrow) return nullptr;
-      throw std::bad_alloc();
-    }
-    if (nothrow) {
-      try {
-        handler();
-      } catch (const std::bad_alloc&) {
-        return nullptr;
-      }
-    } else {
-      handler();
-    }
-    void* p = align == 0 ? Malloc(size) : Memalign(align, size);
-    if (p != nullptr) return p;
-  }
 }
 
 }  // namespace pmalloc::internal::route
