@@ -248,6 +248,44 @@ int ForkChildTrigger() {
   return failures;
 }
 
+// Enforcing mode: a system call that writes a locked buffer fails with EFAULT inside the
+// kernel; pmalloc reports it and the process dies as for a write fault. Run in a child;
+// prints how the child ended.
+int KernelWrite(bool blocked_epoll) {
+  char* p = Block();
+  fflush(stdout);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (blocked_epoll) {
+      // A thread blocked in epoll_wait, its events array in a pool, when lockdown happens.
+      auto* events = reinterpret_cast<struct epoll_event*>(p);
+      const int ep = epoll_create1(0);
+      const int ev = eventfd(0, 0);
+      struct epoll_event want = {};
+      want.events = EPOLLIN;
+      if (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &want) != 0) _exit(3);
+      std::thread t([&] { epoll_wait(ep, events, 1, 10000); });
+      usleep(100 * 1000);
+      if (pmalloc_lockdown(0) != 0) _exit(4);
+      const uint64_t one = 1;
+      if (write(ev, &one, sizeof(one)) != sizeof(one)) _exit(5);
+      t.join();
+    } else {
+      int fds[2];
+      if (pipe(fds) != 0 || write(fds[1], "x", 1) != 1) _exit(3);
+      if (pmalloc_lockdown(0) != 0) _exit(4);
+      const ssize_t n = read(fds[0], p, 1);
+      printf("read returned %zd errno %d\n", n, errno);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  printf("child %s %d\n", WIFSIGNALED(status) ? "killed by signal" : "exited with",
+         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -262,6 +300,8 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "after-pthread-exit") == 0) r = AfterPthreadExit();
   if (strcmp(mode, "after-sigterm") == 0) r = AfterSigterm();
   if (strcmp(mode, "fork-inherit") == 0) r = ForkInherit();
+  if (strcmp(mode, "kernel-write-read") == 0) r = KernelWrite(false);
+  if (strcmp(mode, "kernel-write-epoll") == 0) r = KernelWrite(true);
   if (strcmp(mode, "fork-child-trigger") == 0) r = ForkChildTrigger();
   printf("probe %s\n", r == 0 ? "done" : "failed");
   return r;
