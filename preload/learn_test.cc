@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -64,6 +65,24 @@ TEST_F(Learn, EveryStoreIsRecordedAndCompletes) {
         Done(writes == 1000 && *p == 1000 && last_addr.load() == p &&
                  strcmp(last_via.load(), "store") == 0 && pmalloc_is_protected(p) == 1,
              "1000 stores");
+      },
+      testing::ExitedWithCode(0), "^$");
+}
+
+// Learn mode protects with mprotect, not protect:shared: a forked child's let-through write
+// stays in the child (a shared memfd page would carry it into the parent).
+TEST_F(Learn, ChildsWriteStaysInTheChild) {
+  EXPECT_EXIT(
+      {
+        int* p = LockedInt();
+        const pid_t pid = fork();
+        if (pid == 0) {
+          Store(p, 5);
+          _exit(*p == 5 && writes == 1 ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        Done(WIFEXITED(status) && WEXITSTATUS(status) == 0 && *p == 0 && writes == 0, "fork");
       },
       testing::ExitedWithCode(0), "^$");
 }
