@@ -285,8 +285,9 @@ void Chain(int sig, siginfo_t* info, void* ucontext) {
     // Default action. The kernel cannot ignore a fault either: it forces SIG_DFL.
     SetDefault(sig);
     // A fault re-executes on return and dies; a sent signal must be sent again (it stays
-    // pending while blocked here and is delivered when this handler returns).
-    if (!FromKernel(info)) raise(sig);
+    // pending while blocked here and is delivered when this handler returns), and so must
+    // a trap (int3, single step: the PC is already past the instruction).
+    if (!FromKernel(info) || sig == SIGTRAP) raise(sig);
     return;
   }
   if (is_ignore) return;

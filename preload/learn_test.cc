@@ -213,4 +213,15 @@ TEST_F(Learn, ProgramsSigtrapHandlerIsChained) {
       testing::ExitedWithCode(0), "^$");
 }
 
+// Without a handler of the program's, a trap that is not learn mode's still kills.
+TEST_F(Learn, OtherTrapsKeepTheirDefaultAction) {
+  EXPECT_EXIT(
+      {
+        LockedInt();
+        asm volatile("int3");
+        _exit(0);
+      },
+      testing::KilledBySignal(SIGTRAP), "^$");
+}
+
 }  // namespace
