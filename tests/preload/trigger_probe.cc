@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 #include "pmalloc/pmalloc.h"
@@ -173,6 +174,31 @@ int Api() {
   return failures;
 }
 
+// A serving call that arrives while another thread's lockdown runs returns only once the
+// lockdown is complete: after it, every pool is protected. The lockdown is made slow (a
+// 64 MiB area copied onto a memfd under protect:shared), the second call made during it.
+int Race() {
+  char* p = Block();
+  const size_t big_size = size_t{64} << 20;
+  char* big = static_cast<char*>(pmalloc(pmalloc_default_pool(), big_size));
+  if (big == nullptr) return 3;
+  memset(big, 1, big_size);
+  std::atomic<bool> go{false};
+  std::atomic<int> seen{-1};
+  std::thread other([&] {
+    while (!go.load()) {
+    }
+    usleep(1000);
+    Call("poll");
+    seen = pmalloc_is_protected(p) == 1 && pmalloc_is_protected(big) == 1;
+  });
+  go = true;
+  Call("poll");
+  other.join();
+  Check(seen == 1, "a serving call made during the lockdown returns after it");
+  return failures;
+}
+
 double Now() {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -294,6 +320,7 @@ int main(int argc, char** argv) {
   int r = 2;
   if (strcmp(mode, "fire") == 0 && argc == 3) r = Fire(argv[2]);
   if (strcmp(mode, "list") == 0) r = List();
+  if (strcmp(mode, "race") == 0) r = Race();
   if (strcmp(mode, "serve") == 0) r = Serve();
   if (strcmp(mode, "api") == 0) r = Api();
   if (strcmp(mode, "after") == 0) r = After();
