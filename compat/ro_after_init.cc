@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "core/log.h"
+#include "core/fatal.h"
 #include "pmalloc/compat/cache.h"
 
 namespace {
@@ -28,13 +28,6 @@ bool SeenBefore(void* start) {
   }
   if (registered_count < kMaxModules) registered[registered_count++] = start;
   return false;
-}
-
-[[noreturn]] void Die(const char* what, void* start, void* stop, const char* module) {
-  pmalloc::internal::LogLine line;
-  line.Str("pmalloc: ").Str(what).Str(" __ro_after_init section ").Ptr(start).Str("-").Ptr(stop);
-  line.Str(" of '").Str(module).Str("'");
-  pmalloc::internal::Fatal(line);
 }
 
 // The main program's copy relocations: for a shared object's exported variable that the
@@ -96,7 +89,7 @@ extern "C" int pmalloc_ro_after_init_register(void* start, void* stop) {
   const char* module = "?";
   if (dladdr(start, &info) != 0 && info.dli_fname != nullptr) module = info.dli_fname;
   if (e < s || (s & (page - 1)) != 0 || (e & (page - 1)) != 0) {
-    Die("not whole pages:", start, stop, module);
+    pmalloc::internal::FatalRoAfterInitNotWholePages(start, stop, module);
   }
   std::lock_guard<std::mutex> lock(registered_mutex);
   if (SeenBefore(start)) return 0;
@@ -108,17 +101,11 @@ extern "C" int pmalloc_ro_after_init_register(void* start, void* stop) {
       CopyScan scan{self, s, e};
       dl_iterate_phdr(ScanMainProgram, &scan);
       dlclose(self);
-      if (scan.copied != nullptr) {
-        pmalloc::internal::LogLine line;
-        line.Str("pmalloc: __ro_after_init variable '").Str(scan.copied).Str("' of '");
-        line.Str(module).Str("' was copied into the executable (copy relocation) and would ");
-        line.Str("stay writable: make it static or hidden");
-        pmalloc::internal::Fatal(line);
-      }
+      if (scan.copied != nullptr) pmalloc::internal::FatalRoAfterInitCopied(scan.copied, module);
     }
   }
   if (pmalloc_register_lockdown_range(start, e - s, module) != 0) {
-    Die("cannot register", start, stop, module);
+    pmalloc::internal::FatalRoAfterInitNotRegistered(start, stop, module);
   }
   return 0;
 }

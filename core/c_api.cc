@@ -29,7 +29,7 @@ Pool* FromHandle(const pmalloc_pool* handle) {
 pmalloc_pool* ToHandle(Pool* pool) { return reinterpret_cast<pmalloc_pool*>(pool); }
 
 // PMALLOC_CONF=disable:true: pools hand out plain jemalloc memory and are never protected,
-// so pmalloc costs nothing when it is not wanted (DESIGN.md §6).
+// so pmalloc costs nothing when it is not wanted (docs/design.md §8).
 bool Disabled() { return pmalloc::internal::GetConfig().disable; }
 
 void* JemallocAlloc(size_t size, size_t align, bool zero) {

@@ -2,8 +2,6 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
-
 namespace pmalloc::internal {
 
 LogLine& LogLine::Str(const char* s) {
@@ -46,11 +44,6 @@ void LogLine::Emit() {
     done += static_cast<size_t>(n);
   }
   --len_;
-}
-
-void Fatal(LogLine& line) {
-  line.Emit();
-  std::abort();
 }
 
 }  // namespace pmalloc::internal

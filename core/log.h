@@ -33,9 +33,6 @@ class LogLine {
   size_t len_ = 0;
 };
 
-// Writes the line (which should name the pool and the call) and aborts.
-[[noreturn]] void Fatal(LogLine& line);
-
 }  // namespace pmalloc::internal
 
 #endif  // PMALLOC_CORE_LOG_H_

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/fatal.h"
 #include "gtest/gtest.h"
 
 namespace pmalloc::internal {
@@ -110,14 +111,11 @@ TEST(LogLine, EmitWritesOneLine) {
   EXPECT_EQ(Stderr([&] { empty.Emit(); }), "\n");
 }
 
+// core/fatal.h builds its lines with LogLine: one line, then abort.
 TEST(LogLine, FatalWritesTheLineAndAborts) {
-  EXPECT_EXIT(
-      {
-        LogLine line;
-        line.Str("pmalloc: fatal test ").Dec(42);
-        Fatal(line);
-      },
-      testing::KilledBySignal(SIGABRT), "^pmalloc: fatal test 42\n$");
+  EXPECT_EXIT(FatalInvalidPfree(reinterpret_cast<void*>(0x1000), "p"),
+              testing::KilledBySignal(SIGABRT),
+              "^pmalloc: pfree\\(\\): invalid pointer 0x1000 for pool 'p'\n$");
 }
 
 }  // namespace

@@ -37,7 +37,7 @@ void* AllocatePages(size_t size);
 
 // Moves the private read-write area [addr, addr+size) onto a read-only MAP_SHARED mapping of
 // a new memfd named `name`, holding the same bytes, so that FOLL_FORCE writes
-// (/proc/PID/mem, ptrace POKEDATA) fail with EIO as well as ordinary stores (DESIGN.md §4).
+// (/proc/PID/mem, ptrace POKEDATA) fail with EIO as well as ordinary stores (docs/design.md §2).
 // Only the first `used` bytes (rounded up to pages) are copied, and of those only the pages
 // the process ever touched (per /proc/self/pagemap: present or swapped); the rest reads
 // back as zero without costing memory. The copy goes through pwrite(2) into the memfd's

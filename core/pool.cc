@@ -7,6 +7,7 @@
 #include <new>
 
 #include "core/config.h"
+#include "core/fatal.h"
 #include "core/log.h"
 #include "core/platform.h"
 
@@ -68,16 +69,6 @@ void Pool::Delete(Pool* pool) {
   pool->magic_ = 0;
   pool->~Pool();
   MetaFree(pool);
-}
-
-void Pool::BadFree(const void* p, bool double_free) const {
-  LogLine line;
-  if (double_free) {
-    line.Str("pmalloc: pfree(): double free of ").Ptr(p).Str(" in pool '").Str(name_).Str("'");
-  } else {
-    line.Str("pmalloc: pfree(): invalid pointer ").Ptr(p).Str(" for pool '").Str(name_).Str("'");
-  }
-  Fatal(line);
 }
 
 void* Pool::Allocate(size_t size, size_t align, bool zero) {
@@ -225,13 +216,13 @@ bool Pool::OpenArea(size_t min_bytes) {
 void Pool::Free(const void* ptr) {
   const uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
   Area* a = Window::AreaOf(ptr);
-  if (a == nullptr || a->pool != this) BadFree(ptr, false);
+  if (a == nullptr || a->pool != this) FatalInvalidPfree(ptr, name_);
   SpinLockHolder h(&lock_);
   const size_t off = p - a->base;
-  if ((off & (kUnit - 1)) != 0 || off >= a->bump) BadFree(ptr, false);
+  if ((off & (kUnit - 1)) != 0 || off >= a->bump) FatalInvalidPfree(ptr, name_);
   const size_t i = off >> kUnitShift;
-  if (!TestBit(a->start_bits, i)) BadFree(ptr, false);
-  if (!TestBit(a->live_bits, i)) BadFree(ptr, true);
+  if (!TestBit(a->start_bits, i)) FatalInvalidPfree(ptr, name_);
+  if (!TestBit(a->live_bits, i)) FatalDoublePfree(ptr, name_);
   const size_t bytes = BlockBytes(a, i, a->bump);
   ClearBit(a->live_bits, i);
   live_bytes_ -= bytes;
@@ -290,7 +281,7 @@ int Pool::Prealloc(size_t size) {
 
 int Pool::ProtectLocked() {
   // protect:shared (default) moves each area onto a read-only shared memfd mapping, so
-  // writes through /proc/PID/mem fail too (DESIGN.md §4); the pool lock keeps pmalloc's
+  // writes through /proc/PID/mem fail too (docs/design.md §2); the pool lock keeps pmalloc's
   // own writers out during the copy. Bytes past the bump were never handed out and are
   // not copied. If the move fails (no memory, no descriptor left) the area still gets
   // mprotect, and one line says the protection is weaker.
@@ -374,7 +365,7 @@ void Pool::Stats(pmalloc_stats* out) {
   out->is_sealed = all_sealed ? 1 : 0;
 }
 
-int Pool::Release() {
+int Pool::UnmapAreas() {
   SpinLockHolder h(&lock_);
   for (const Area* a = areas_; a != nullptr; a = a->next) {
     if (a->sealed.load(std::memory_order_relaxed)) {

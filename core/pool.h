@@ -33,7 +33,7 @@ class Pool {
  public:
   // Validates arguments and builds an empty pool (no area yet). nullptr with errno set.
   static Pool* Create(const char* name, size_t refill, unsigned align_order, unsigned flags);
-  // Frees the object. REQUIRES: no areas left (see Release()).
+  // Frees the object. REQUIRES: no areas left (see UnmapAreas()).
   static void Delete(Pool* pool);
 
   // True for a handle that points at a live pool (best effort: checks a magic word).
@@ -48,9 +48,10 @@ class Pool {
   int Seal();
   void Stats(pmalloc_stats* out);
 
-  // Unmaps every area if the pool may be destroyed: -1 with EBUSY (live allocations) or
+  // Unmaps every area (the address ranges go back to the window as reserved PROT_NONE
+  // memory) if the pool may be destroyed: -1 with EBUSY (live allocations) or
   // EPERM (sealed). REQUIRES: the pool is unreachable for new users (registry holds it).
-  int Release();
+  int UnmapAreas();
 
   // Usable size of the live block starting at p, or 0. Takes the owning pool's lock.
   static size_t UsableSize(const void* p);
@@ -89,7 +90,6 @@ class Pool {
   void PushFree(Area* a, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void ClearFreeLists() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   int ProtectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  [[noreturn]] void BadFree(const void* p, bool double_free) const;
 
   uint32_t magic_ = kMagic;
   unsigned flags_ = 0;

@@ -5,34 +5,21 @@
 
 #include <atomic>
 
-#include "core/log.h"
+#include "core/fatal.h"
 #include "core/pool.h"
 #include "core/window.h"
 
 namespace pmalloc::internal {
-namespace {
-
-[[noreturn]] void BadPoolPointer(const char* call, const void* p) {
-  LogLine line;
-  line.Str("pmalloc: ")
-      .Str(call)
-      .Str("(): invalid pointer ")
-      .Ptr(p)
-      .Str(" (inside the pool window, in no live pool area)");
-  Fatal(line);
-}
-
-}  // namespace
 
 void PoolFree(void* p) noexcept {
   Area* a = Window::AreaOf(p);
-  if (a == nullptr) BadPoolPointer("free", p);
+  if (a == nullptr) FatalNotInPool("free", p);
   a->pool->Free(p);
 }
 
 void* PoolRealloc(void* p, size_t size) noexcept {
   Area* a = Window::AreaOf(p);
-  if (a == nullptr) BadPoolPointer("realloc", p);
+  if (a == nullptr) FatalNotInPool("realloc", p);
   Pool* pool = a->pool;
   if (size == 0) {
     pool->Free(p);
@@ -43,7 +30,7 @@ void* PoolRealloc(void* p, size_t size) noexcept {
     return nullptr;
   }
   const size_t old_size = Pool::UsableSize(p);
-  if (old_size == 0) BadPoolPointer("realloc", p);
+  if (old_size == 0) FatalNotInPool("realloc", p);
   // Shrinking (or growing within the block) keeps the block; the pool has no in-place split.
   if (size <= old_size) return p;
   void* q = pool->Allocate(size, 0, false);

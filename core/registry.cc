@@ -129,7 +129,7 @@ int Registry::DestroyPool(Pool* pool) {
       errno = EPERM;  // the default pool lives as long as the process
       return -1;
     }
-    if (pool->Release() != 0) return -1;
+    if (pool->UnmapAreas() != 0) return -1;
     if (pool->prev != nullptr) pool->prev->next = pool->next;
     if (pool->next != nullptr) pool->next->prev = pool->prev;
     if (pools == pool) pools = pool->next;

@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/registry.h"
+#include "core/stats_report.h"
 
 namespace pmalloc::internal {
 namespace {
@@ -209,32 +210,6 @@ __attribute__((constructor)) void InstallTriggers() {
 // destructors: the table shows the final state.
 __attribute__((destructor)) void AtExit() { PrintStatsAtExit(); }
 
-// Appends `s` padded with spaces to `width` columns.
-void Cell(LogLine& line, const char* s, size_t width) {
-  line.Str(s);
-  for (size_t n = strlen(s); n < width; ++n) line.Str(" ");
-}
-
-void CellRight(LogLine& line, const char* s, size_t width) {
-  for (size_t n = strlen(s); n < width; ++n) line.Str(" ");
-  line.Str(s);
-}
-
-void PrintRow(Pool* pool, void*) {
-  pmalloc_stats s;
-  pool->Stats(&s);
-  LogLine line;
-  line.Str("pmalloc: ");
-  Cell(line, pool->name(), 20);
-  line.Dec(s.live_allocs, 12);
-  line.Dec(s.live_bytes, 14);
-  line.Dec(s.mapped_bytes, 14);
-  line.Dec(s.areas, 7);
-  line.Dec(s.freed_after_protect_bytes, 14);
-  line.Str(s.is_sealed ? "  sealed" : s.is_protected ? "  protected" : "  writable");
-  line.Emit();
-}
-
 }  // namespace
 
 void ConfiguredLockdown(const char* why) {
@@ -275,20 +250,6 @@ void OnServingCall(ServingCall call) {
     WaitForServingLockdown();
   }
   errno = saved;
-}
-
-void PrintPoolStats() {
-  LogLine head;
-  head.Str("pmalloc: ");
-  Cell(head, "pool", 20);
-  CellRight(head, "live_allocs", 12);
-  CellRight(head, "live_bytes", 14);
-  CellRight(head, "mapped_bytes", 14);
-  CellRight(head, "areas", 7);
-  CellRight(head, "freed_locked", 14);
-  head.Str("  state");
-  head.Emit();
-  Registry::ForEachPool(PrintRow, nullptr);
 }
 
 }  // namespace pmalloc::internal

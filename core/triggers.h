@@ -2,8 +2,8 @@
 // (lockdown:signal:<SIG>), program entry (lockdown:main, called by the libc face's
 // __libc_start_main hook), the first serving call (lockdown:call:NAME and lockdown:serve,
 // called by the face's interposers in preload/serving_calls.cc), a delay
-// (lockdown:after:DURATION) and stats_print:true. Installed by a library constructor.
-// User guide: docs/triggers.md.
+// (lockdown:after:DURATION) and stats_print:true (the table itself: core/stats_report.h).
+// Installed by a library constructor. User guide: docs/triggers.md.
 #ifndef PMALLOC_CORE_TRIGGERS_H_
 #define PMALLOC_CORE_TRIGGERS_H_
 
@@ -30,11 +30,6 @@ void ConfiguredLockdown(const char* why);
 
 // Called once when main() is entered (lockdown:main).
 void OnMainEntry();
-
-// Writes the per-pool table to stderr (malloc_stats(); at exit with stats_print:true when
-// the process has pools). Async-signal
-// unsafe (takes the registry lock) but allocation-free.
-void PrintPoolStats();
 
 }  // namespace pmalloc::internal
 

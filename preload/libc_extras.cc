@@ -9,7 +9,7 @@
 
 #include "core/log.h"
 #include "core/registry.h"
-#include "core/triggers.h"
+#include "core/stats_report.h"
 #include "pmalloc/pmalloc.h"
 
 namespace {

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 
 #include "absl/base/attributes.h"
-#include "core/log.h"
+#include "core/fatal.h"
 #include "core/triggers.h"
 #include "pmalloc/pmalloc.h"
 #include "preload/interpose.h"
@@ -31,9 +31,7 @@ void* ResolveNext(std::atomic<void*>* slot, const char* name, bool required) {
   }
   if (p == nullptr) {
     if (!required) return nullptr;
-    internal::LogLine line;
-    line.Str("pmalloc: cannot find glibc's ").Str(name);
-    internal::Fatal(line);
+    internal::FatalNoLibcFunction(name);
   }
   slot->store(p, std::memory_order_release);
   return p;

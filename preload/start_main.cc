@@ -7,7 +7,7 @@
 #include <dlfcn.h>
 
 #include "core/config.h"
-#include "core/log.h"
+#include "core/fatal.h"
 #include "core/triggers.h"
 #include "pmalloc/pmalloc.h"
 
@@ -30,11 +30,7 @@ extern "C" PMALLOC_EXPORT int __libc_start_main(MainFn main, int argc, char** ar
                                                 void (*rtld_fini)(void), void* stack_end) {
   auto next = reinterpret_cast<StartFn>(dlvsym(RTLD_NEXT, "__libc_start_main", "GLIBC_2.34"));
   if (next == nullptr) next = reinterpret_cast<StartFn>(dlsym(RTLD_NEXT, "__libc_start_main"));
-  if (next == nullptr) {
-    pmalloc::internal::LogLine line;
-    line.Str("pmalloc: cannot find glibc's __libc_start_main");
-    pmalloc::internal::Fatal(line);
-  }
+  if (next == nullptr) pmalloc::internal::FatalNoLibcStartMain();
   if (pmalloc::internal::GetConfig().lockdown.main) {
     real_main = main;
     main = MainWithLockdown;

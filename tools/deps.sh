@@ -4,7 +4,8 @@
 # and fails. Sourced by tools/run-tests and tools/run-demo.
 pmalloc_deps() {
   local pkgs=(build-essential cmake ninja-build pkg-config libjemalloc-dev libjemalloc2
-              libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev "$@")
+              libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
+              clang-format clang-tidy "$@")  # version 14 in Debian 12 (tools/clang-tool)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

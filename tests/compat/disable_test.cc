@@ -13,8 +13,9 @@ namespace {
 
 int knob __ro_after_init = 1;
 
-// PMALLOC_CONF is read by the preload layer, which also provides libpmalloc's malloc face.
-// Without that layer (a build of compat alone) there is nothing to test.
+// PMALLOC_CONF is read by core/; under disable:true pools hand out jemalloc memory, which
+// compat's heap path later passes to free(). That is jemalloc's only through libpmalloc's
+// malloc face (preload/), which sanitizer builds leave out: there is nothing to test then.
 bool LibpmallocHasMallocFace() {
   Dl_info mine{}, face{};
   void* m = dlsym(RTLD_DEFAULT, "malloc");

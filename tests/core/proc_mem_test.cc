@@ -1,4 +1,4 @@
-// Protected pools against /proc/PID/mem and ptrace (docs/design.md, "Protect"). A
+// Protected pools against /proc/PID/mem and ptrace (docs/design.md §6). A
 // FOLL_FORCE write (/proc/self/mem, ptrace POKEDATA) ignores PROT_READ on a private
 // mapping, even a sealed one, but not on a read-only MAP_SHARED one: with protect:shared
 // (the default) a protected area is such a mapping, so the write fails with EIO and the

@@ -3,18 +3,28 @@
  * The C API follows the Linux kernel's pmalloc proposal so that ported code reads the
  * same. A pool is a set of *areas*: whole pages taken from one reserved address window.
  * Only pool data lives on pool pages (allocator metadata is kept elsewhere), so a pool can
- * be made read-only through the MMU with one mprotect per area, and sealed with mseal(2).
+ * be made read-only through the MMU, area by area, and sealed with mseal(2).
  *
  * Conventions:
  *  - `int` functions return 0 on success, or -1 with errno set.
  *  - pointer functions return NULL with errno set.
  *  - every function is thread-safe; each pool has its own lock and untagged malloc/free
  *    never takes a pmalloc lock.
- *  - misuse that is memory corruption (pfree of a pointer that is not the start of a live
- *    allocation of that pool, double pfree) aborts with one of these fixed messages on
- *    stderr, naming the pool:
+ *  - misuse that is memory corruption aborts (SIGABRT) with one of these fixed lines on
+ *    stderr (<addr>: 0x-prefixed hex):
+ *    pfree of a pointer that is not the start of an allocation of that pool (another
+ *    pool's block included), and double pfree:
  *      "pmalloc: pfree(): invalid pointer <addr> for pool '<name>'"
  *      "pmalloc: pfree(): double free of <addr> in pool '<name>'"
+ *    free() or realloc() of the libc face (and kfree) given a pointer inside the pool
+ *    window that is in no live pool area (e.g. of a destroyed pool):
+ *      "pmalloc: free(): invalid pointer <addr> (inside the pool window, in no live pool area)"
+ *      "pmalloc: realloc(): invalid pointer <addr> (inside the pool window, in no live pool area)"
+ *    and, when the libc face's __libc_start_main hook finds no glibc one to call:
+ *      "pmalloc: cannot find glibc's __libc_start_main"
+ *    or an interposed libc function (listen, epoll_wait, read, ...) finds no glibc one:
+ *      "pmalloc: cannot find glibc's <function>"
+ *    The __ro_after_init ones are in pmalloc/compat/cache.h. tests/misuse checks each.
  */
 #ifndef PMALLOC_PMALLOC_H_
 #define PMALLOC_PMALLOC_H_
@@ -83,10 +93,16 @@ PMALLOC_EXPORT void pfree(struct pmalloc_pool *pool, const void *ptr);
  * the start of a live allocation of any pool. */
 PMALLOC_EXPORT size_t pmalloc_usable_size(const void *ptr);
 
-/* Makes every area of the pool read-only (one mprotect per area). Any later write to the
- * pool's allocations kills the process with SIGSEGV; reads keep working. What is left of
- * the current area is relinquished: it is never written again.
- * Errors: EINVAL (NULL pool), or the errno of a failing mprotect. */
+/* Makes every area of the pool read-only. Any later write to the pool's allocations kills
+ * the process with SIGSEGV; reads keep working. What is left of the current area is
+ * relinquished: it is never written again. How, per writable area: under the default
+ * PMALLOC_CONF protect:shared its written pages are copied into a memfd mapped read-only
+ * MAP_SHARED over the same addresses (so /proc/PID/mem and ptrace cannot write it either;
+ * cost: a copy of the written pages); if that fails (EMFILE, ENOMEM, ...) the area gets
+ * mprotect(PROT_READ) instead, with one line on stderr. protect:mprotect: one mprotect per
+ * area. Areas already read-only are left as they are.
+ * Errors: EINVAL (NULL pool), or the errno of the mprotect that failed after the move did
+ * (the areas that could be protected stay protected). */
 PMALLOC_EXPORT int pmalloc_protect_pool(struct pmalloc_pool *pool);
 
 /* Protects the pool if needed, then seals its areas with mseal(2): they can never be made

@@ -1,8 +1,11 @@
 // C++ API of pmalloc: RAII pools, an STL allocator, and lockdown with absl::Status.
 // Thin wrappers over pmalloc.h; the same errors, thread safety and costs apply.
 // Header-only on purpose: libpmalloc.so exports only the C API, so it does not depend on
-// absl::Status (and its ~20 shared libraries) and a preloaded process loads none of them.
-// C++ users link absl::status through pmalloc::pmalloc's interface.
+// absl::Status. Counted with ldd on Debian 12's Abseil (20220623): a preloaded process
+// loads 7 Abseil libraries (absl_symbolize, absl_base and their dependencies, which the
+// library itself needs); absl_status + absl_statusor need 25, the same 7 plus 18 that only
+// users of this header load. C++ users link absl::status through pmalloc::pmalloc's
+// interface.
 #ifndef PMALLOC_PMALLOC_HPP_
 #define PMALLOC_PMALLOC_HPP_
 

@@ -15,8 +15,8 @@
  * are 0 and __ro_after_init is empty: the code generated is exactly that of the unported
  * source (checked by the test compat_fallback_same_code). Translation units built with
  * different settings mix safely (kfree asks where each pointer lives). At run time
- * PMALLOC_CONF=disable:true (the preload layer) makes every pool allocation plain heap memory;
- * compat follows it with no code of its own.
+ * PMALLOC_CONF=disable:true (read by core/, like every PMALLOC_CONF key) makes every pool
+ * allocation plain jemalloc memory; compat follows it with no code of its own.
  */
 #ifndef PMALLOC_COMPAT_GFP_H_
 #define PMALLOC_COMPAT_GFP_H_

@@ -23,8 +23,9 @@
  * Errors: NULL with errno ENOMEM (no memory, overflow), EPERM (protected pool that cannot
  * grow), EINVAL (invalid pool bits). Misuse (kfree of a pointer that is inside a pool but
  * not the start of a live allocation, double kfree of pool memory) aborts with pfree's
- * fixed message. All functions are thread-safe. Cost: heap memory costs one function call
- * and one range check over malloc/free; pool memory costs a pool lock (pmalloc()).
+ * fixed message; kfree of a pointer of a destroyed pool with free()'s (pmalloc.h). All functions
+ * are thread-safe. Cost: heap memory costs one function call and one range check over malloc/free;
+ * pool memory costs a pool lock (pmalloc()).
  */
 #ifndef PMALLOC_COMPAT_SLAB_H_
 #define PMALLOC_COMPAT_SLAB_H_

@@ -1,4 +1,4 @@
-/* An exported __ro_after_init variable that ro_copy_main reads directly: the executable
+/* An exported __ro_after_init variable that ro_copy_relocated.c reads directly: the executable
  * gets a copy relocation, and registration must refuse to run (see cache.h). */
 #include <pmalloc/compat/cache.h>
 
