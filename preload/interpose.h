@@ -53,8 +53,11 @@ inline uintptr_t Caller(void* ret) { return reinterpret_cast<uintptr_t>(ret); }
 }  // namespace pmalloc::preload
 
 // Declares the slot of the next definition of `sym`; PMALLOC_NEXT(sym) calls through it.
+// A declaration, not an expression: no parentheses.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define PMALLOC_NEXT_SLOT(sym) \
   ABSL_CONST_INIT std::atomic<void*> next_##sym { nullptr }
+// NOLINTEND(bugprone-macro-parentheses)
 #define PMALLOC_NEXT(sym, type) (::pmalloc::preload::Next<type>(&next_##sym, #sym))
 // For a constructor: resolves the slot early if the symbol exists.
 #define PMALLOC_RESOLVE(sym) (void)::pmalloc::preload::ResolveNext(&next_##sym, #sym, false)

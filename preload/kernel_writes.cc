@@ -102,7 +102,7 @@ __attribute__((constructor)) void ResolveKernelWrites() {
 
 // One wrapper: `call` is the argument list, `buffers` fills the UserBuffer array `b`.
 #define PMALLOC_KERNEL_WRITE(sym, args, buffers)            \
-  auto real = PMALLOC_NEXT(sym, decltype(&sym));            \
+  auto real = PMALLOC_NEXT(sym, decltype(&(sym)));          \
   return AfterKernelWrite(                                  \
       real args, #sym, Caller(__builtin_return_address(0)), \
       [&](UserBuffer* b) { return buffers; }, [&] { return real args; })
