@@ -44,13 +44,13 @@ void* AllocatePages(size_t size);
 // page cache, then one mmap(MAP_FIXED) replaces the old mapping atomically: no window where
 // the range is unmapped or writable; the old pages are freed.
 // REQUIRES: nothing writes the range during the call (a store that lands after its page
-// was copied would be lost): callers mprotect it read-only first. Cost: one copy of the touched bytes, one pwrite per run of touched
-// pages, one pagemap read per 2 MiB, and a few more syscalls. Needs two descriptors during
-// the call (one is enough: without pagemap every page up to `used` is copied); none after.
-// On failure (errno from memfd_create, ftruncate, pwrite or mmap) the old mapping is left
-// as it was.
-// `pages` kAll copies every page up to `used` instead: for memory that is not anonymous
-// (a module's file-backed .data, where a page never touched still holds the file's bytes).
+// was copied would be lost): callers mprotect it read-only first. Cost: one copy of the touched
+// bytes, one pwrite per run of touched pages, one pagemap read per 2 MiB, and a few more syscalls.
+// Needs two descriptors during the call (one is enough: without pagemap every page up to `used` is
+// copied); none after. On failure (errno from memfd_create, ftruncate, pwrite or mmap) the old
+// mapping is left as it was. `pages` kAll copies every page up to `used` instead: for memory that
+// is not anonymous (a module's file-backed .data, where a page never touched still holds the file's
+// bytes).
 enum class CopyPages { kTouched, kAll };
 [[nodiscard]] bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name,
                                        CopyPages pages = CopyPages::kTouched);
