@@ -171,6 +171,8 @@ int pmalloc_lockdown(unsigned flags) {
   const pmalloc::internal::Config& config = pmalloc::internal::GetConfig();
   if (config.disable) return 0;
   if (config.seal) flags |= PMALLOC_LOCKDOWN_SEAL;
+  // Learn mode lets recorded writes through by making pages writable again: never seal.
+  if (config.learn != pmalloc::internal::LearnMode::kOff) flags &= ~PMALLOC_LOCKDOWN_SEAL;
   return Registry::Lockdown(flags);
 }
 

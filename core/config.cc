@@ -137,14 +137,85 @@ bool ParseSignal(Slice v, int* out) {
   return true;
 }
 
-// Adds one trigger to *out: "main", "signal:SIG".
+// "listen+accept+epoll_wait" into a ServingCall mask (config.h).
+bool ParseCalls(Slice v, uint32_t* out) {
+  uint32_t mask = 0;
+  const char* p = v.begin;
+  while (p <= v.end) {
+    const char* plus = static_cast<const char*>(memchr(p, '+', v.end - p));
+    const Slice name{p, plus == nullptr ? v.end : plus};
+    bool known = false;
+    for (uint32_t i = 0; i < kServingCallCount; ++i) {
+      if (name.Is(kServingCallNames[i])) {
+        mask |= 1u << i;
+        known = true;
+      }
+    }
+    if (!known) return false;
+    if (plus == nullptr) break;
+    p = plus + 1;
+  }
+  *out |= mask;
+  return true;
+}
+
+// "500ms", "2s", "100us", "250000ns": a positive number and a unit.
+bool ParseDuration(Slice v, uint64_t* out) {
+  uint64_t n = 0;
+  const char* p = v.begin;
+  for (; p < v.end && *p >= '0' && *p <= '9'; ++p) {
+    if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, *p - '0', &n)) {
+      return false;
+    }
+  }
+  if (p == v.begin || n == 0) return false;
+  const Slice unit{p, v.end};
+  uint64_t scale = 0;
+  if (unit.Is("ns")) {
+    scale = 1;
+  } else if (unit.Is("us")) {
+    scale = 1000;
+  } else if (unit.Is("ms")) {
+    scale = 1000 * 1000;
+  } else if (unit.Is("s")) {
+    scale = 1000 * 1000 * 1000;
+  } else {
+    return false;
+  }
+  return !__builtin_mul_overflow(n, scale, out);
+}
+
+// Adds one trigger to *out: "main", "signal:SIG", "call:NAME[+NAME...]", "serve",
+// "after:DURATION", "api".
 bool ParseLockdown(Slice v, LockdownTrigger* out) {
   if (v.Is("main")) {
     out->main = true;
     return true;
   }
+  if (v.Is("serve")) {
+    out->serve = true;
+    return true;
+  }
+  if (v.Is("api")) {
+    out->api = true;
+    return true;
+  }
   if (v.StartsWith("signal:")) return ParseSignal({v.begin + 7, v.end}, &out->signal);
+  if (v.StartsWith("call:")) return ParseCalls({v.begin + 5, v.end}, &out->calls);
+  if (v.StartsWith("after:")) return ParseDuration({v.begin + 6, v.end}, &out->after_ns);
   return false;
+}
+
+bool ParseLearn(Slice v, LearnMode* out) {
+  bool on = false;
+  if (v.Is("permissive")) {
+    *out = LearnMode::kPermissive;
+  } else if (ParseBool(v, &on)) {
+    *out = on ? LearnMode::kOn : LearnMode::kOff;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 // The minimum a value must meet, for the message (only where a parser has one).
@@ -168,6 +239,20 @@ void ParseEntry(Slice key, Slice value, Config* c) {
 
 }  // namespace
 
+void ApplyLearnMode(Config* c) {
+  if (c->learn == LearnMode::kOff) return;
+  // A sealed page can never be made writable again to let a recorded write complete.
+  if (c->seal) {
+    LogLine line;
+    line.Str("pmalloc: PMALLOC_CONF: learn mode never seals: key 'seal' ignored");
+    line.Emit();
+    c->seal = false;
+  }
+  // Under protect:shared a locked page is a MAP_SHARED memfd page that a forked child
+  // shares with its parent: a write let through in the child would change the parent too.
+  c->protect_shared = false;
+}
+
 void ParseConfig(const char* text, Config* out) {
   if (text == nullptr) return;
   const char* p = text;
@@ -189,6 +274,7 @@ void ParseConfig(const char* text, Config* out) {
 const Config& GetConfig() {
   absl::call_once(config_once, [] {
     ParseConfig(getenv("PMALLOC_CONF"), &config);
+    ApplyLearnMode(&config);
     if (config.window != 0 && !Window::SetSize(config.window)) {
       LogLine line;
       line.Str("pmalloc: PMALLOC_CONF: window already reserved, key 'window' ignored");

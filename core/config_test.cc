@@ -48,6 +48,65 @@ TEST(Config, EveryKeyParses) {
   EXPECT_EQ(c.window, size_t{2} << 30);
 }
 
+TEST(Config, LockdownTriggersParse) {
+  Config c;
+  EXPECT_EQ(Parse("lockdown:call:listen+epoll_wait,lockdown:call:sigtimedwait,lockdown:serve,"
+                  "lockdown:after:500ms,lockdown:api",
+                  &c),
+            "");
+  EXPECT_EQ(c.lockdown.calls,
+            (1u << kCallListen) | (1u << kCallEpollWait) | (1u << kCallSigtimedwait));
+  EXPECT_TRUE(c.lockdown.serve);
+  EXPECT_EQ(c.lockdown.after_ns, 500u * 1000 * 1000);
+  EXPECT_TRUE(c.lockdown.api);
+  Config d;
+  EXPECT_EQ(Parse("lockdown:after:2s", &d), "");
+  EXPECT_EQ(d.lockdown.after_ns, 2000u * 1000 * 1000);
+  EXPECT_EQ(Parse("lockdown:after:100us", &d), "");
+  EXPECT_EQ(d.lockdown.after_ns, 100u * 1000);
+  EXPECT_EQ(kServeMask & (1u << kCallListen), 0u);
+  EXPECT_NE(kServeMask & (1u << kCallSigwait), 0u);
+}
+
+TEST(Config, BadTriggersAreReportedAndIgnored) {
+  Config c;
+  EXPECT_EQ(
+      Parse("lockdown:call:listen+bogus,lockdown:call:,lockdown:call:listen+,"
+            "lockdown:after:5,lockdown:after:0s,lockdown:after:3h,lockdown:serving",
+            &c),
+      "pmalloc: PMALLOC_CONF: bad value for key 'lockdown' value 'call:listen+bogus' ignored\n"
+      "pmalloc: PMALLOC_CONF: bad value for key 'lockdown' value 'call:' ignored\n"
+      "pmalloc: PMALLOC_CONF: bad value for key 'lockdown' value 'call:listen+' ignored\n"
+      "pmalloc: PMALLOC_CONF: bad value for key 'lockdown' value 'after:5' ignored\n"
+      "pmalloc: PMALLOC_CONF: bad value for key 'lockdown' value 'after:0s' ignored\n"
+      "pmalloc: PMALLOC_CONF: bad value for key 'lockdown' value 'after:3h' ignored\n"
+      "pmalloc: PMALLOC_CONF: bad value for key 'lockdown' value 'serving' ignored\n");
+  EXPECT_EQ(c.lockdown.calls, 0u);
+  EXPECT_EQ(c.lockdown.after_ns, 0u);
+  EXPECT_FALSE(c.lockdown.serve);
+}
+
+TEST(Config, LearnModeNeverSealsAndUsesMprotect) {
+  Config c;
+  EXPECT_EQ(Parse("learn:permissive,seal:true", &c), "");
+  EXPECT_EQ(c.learn, LearnMode::kPermissive);
+  testing::internal::CaptureStderr();
+  ApplyLearnMode(&c);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(),
+            "pmalloc: PMALLOC_CONF: learn mode never seals: key 'seal' ignored\n");
+  EXPECT_FALSE(c.seal);
+  EXPECT_FALSE(c.protect_shared);
+  Config d;
+  EXPECT_EQ(Parse("learn:true,learn:bogus", &d),
+            "pmalloc: PMALLOC_CONF: bad value for key 'learn' value 'bogus' ignored\n");
+  EXPECT_EQ(d.learn, LearnMode::kOn);
+  Config off;
+  EXPECT_EQ(Parse("learn:false,seal:true", &off), "");
+  ApplyLearnMode(&off);
+  EXPECT_TRUE(off.seal);
+  EXPECT_TRUE(off.protect_shared);
+}
+
 TEST(Config, LastValidValueWins) {
   Config c;
   EXPECT_EQ(Parse("seal:true,seal:false,protect:mprotect,protect:shared", &c), "");

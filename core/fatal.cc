@@ -57,6 +57,12 @@ void FatalRoAfterInitCopied(const char* variable, const char* module) {
   Die(line);
 }
 
+void FatalNoLibcFunction(const char* name) {
+  LogLine line;
+  line.Str("pmalloc: cannot find glibc's ").Str(name);
+  Die(line);
+}
+
 void FatalNoLibcStartMain() {
   LogLine line;
   line.Str("pmalloc: cannot find glibc's __libc_start_main");

@@ -48,6 +48,11 @@ namespace pmalloc::internal {
 //   pmalloc: cannot find glibc's __libc_start_main
 [[noreturn]] void FatalNoLibcStartMain();
 
+// preload: an interposer of a libc function (serving calls, system calls that write user
+// buffers) cannot find glibc's `name` when it is first called:
+//   pmalloc: cannot find glibc's <name>
+[[noreturn]] void FatalNoLibcFunction(const char* name);
+
 }  // namespace pmalloc::internal
 
 #endif  // PMALLOC_CORE_FATAL_H_

@@ -1,8 +1,10 @@
 #include "core/fault_report.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -10,6 +12,8 @@
 #include "absl/base/attributes.h"
 #include "absl/base/call_once.h"
 #include "absl/debugging/symbolize.h"
+#include "core/config.h"
+#include "core/learn.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/registry.h"
@@ -21,18 +25,80 @@ namespace {
 
 // SIGSEGV/SIGBUS handlers installed once per process.
 ABSL_CONST_INIT absl::once_flag install_once;
-// The actions in place before ours. Written before our handler can run, read-only after.
-ABSL_CONST_INIT struct sigaction prev_segv = {};
-ABSL_CONST_INIT struct sigaction prev_bus = {};
+
+// The action pmalloc chains to for one signal: the one in place before ours, then whatever
+// the program installs through the face (SetProgramAction). A seqlock: writers (rare: the
+// program's sigaction) serialise on `writing` with every signal blocked; the handler
+// copies `act` and retries if `seq` moved.
+struct ProgramAction {
+  std::atomic<bool> kept{false};  // ours is installed and stays first
+  std::atomic<bool> writing{false};
+  std::atomic<uint32_t> seq{0};
+  struct sigaction act;
+};
+ABSL_CONST_INIT ProgramAction prev_segv = {};
+ABSL_CONST_INIT ProgramAction prev_bus = {};
+ABSL_CONST_INIT ProgramAction prev_trap = {};
 // The last reported fault: a previous handler that returns without curing the fault makes
 // the instruction fault again forever; it gets one report, not one per iteration.
 ABSL_CONST_INIT std::atomic<uintptr_t> last_pc{0};
 ABSL_CONST_INIT std::atomic<uintptr_t> last_addr{0};
 
 void OnFault(int sig, siginfo_t* info, void* ucontext);
+void OnTrap(int sig, siginfo_t* info, void* ucontext);
 
-struct sigaction* PrevFor(int sig) {
-  return sig == SIGBUS ? &prev_bus : &prev_segv;
+ProgramAction* PrevFor(int sig) {
+  switch (sig) {
+    case SIGSEGV:
+      return &prev_segv;
+    case SIGBUS:
+      return &prev_bus;
+    case SIGTRAP:
+      return &prev_trap;
+    default:
+      return nullptr;
+  }
+}
+
+struct sigaction ReadAction(ProgramAction* a) {
+  struct sigaction copy;
+  while (true) {
+    const uint32_t before = a->seq.load(std::memory_order_acquire);
+    if ((before & 1) != 0) continue;
+    copy = a->act;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (a->seq.load(std::memory_order_relaxed) == before) return copy;
+  }
+}
+
+void WriteAction(ProgramAction* a, const struct sigaction* act, struct sigaction* old) {
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  while (a->writing.exchange(true, std::memory_order_acquire)) {
+  }
+  if (old != nullptr) *old = a->act;
+  if (act != nullptr) {
+    a->seq.fetch_add(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    a->act = *act;
+    a->seq.fetch_add(1, std::memory_order_release);
+  }
+  a->writing.store(false, std::memory_order_release);
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+}
+
+bool IsOurs(const struct sigaction& a) {
+  return (a.sa_flags & SA_SIGINFO) != 0 && (a.sa_sigaction == OnFault || a.sa_sigaction == OnTrap);
+}
+
+using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
+ABSL_CONST_INIT std::atomic<SigactionFn> real_sigaction{nullptr};
+
+// Resolved early, so that the handler never calls dlsym.
+__attribute__((constructor)) void ResolveSigaction() {
+  struct sigaction ignored;
+  RealSigaction(SIGSEGV, nullptr, &ignored);
 }
 
 // si_code > 0: raised by the kernel for the instruction at the PC (SEGV_*, BUS_*,
@@ -128,6 +194,42 @@ bool RoomToSymbolize() {
   return sp - reinterpret_cast<uintptr_t>(ss.ss_sp) > kSymbolizeStack;
 }
 
+// "protected pool 'p' at 0x... (allocation 0x...+8, 48 bytes, live)" and the other forms:
+// what lies at `fault` (in the window, or in the registered range `range`).
+void DescribeTarget(LogLine& line, void* fault, bool in_window, const Registry::RangeInfo& range) {
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(fault);
+  if (!in_window) {
+    // A protected static (__ro_after_init) or other registered range: its state and what
+    // registered it. (absl::Symbolize names functions only, and dladdr is not
+    // async-signal-safe, so the variable itself is not named.)
+    line.Str(range.sealed ? "sealed" : Registry::LockedDown() ? "protected" : "writable");
+    line.Str(" static range of '").Str(range.name == nullptr ? "?" : range.name).Str("' at ");
+    line.Hex(addr).Str(" (offset ").Dec(addr - range.start).Str(" of ").Hex(range.start);
+    line.Str(", ").Dec(range.len).Str(" bytes)");
+  } else if (const Area* a = Window::AreaOf(fault)) {
+    const char* state = a->sealed.load(std::memory_order_relaxed)      ? "sealed"
+                        : !a->writable.load(std::memory_order_relaxed) ? "protected"
+                                                                       : "writable";
+    line.Str(state).Str(" pool '").Str(a->pool->name()).Str("' at ").Hex(addr);
+    uintptr_t start = 0;
+    size_t size = 0;
+    bool live = false;
+    if (Pool::FindBlock(fault, &start, &size, &live)) {
+      line.Str(" (allocation ").Hex(start).Str("+").Dec(addr - start).Str(", ").Dec(size);
+      line.Str(live ? " bytes, live)" : " bytes, free)");
+    } else {
+      line.Str(" (never allocated, offset ").Dec(addr - a->base).Str(" of area ");
+      line.Hex(a->base).Str(", ").Dec(a->size).Str(" bytes)");
+    }
+  } else if (const Area* g = AreaBefore(addr)) {
+    line.Str("guard gap after pool '").Str(g->pool->name()).Str("' at ").Hex(addr);
+    line.Str(" (").Dec(addr - (g->base + g->size)).Str(" bytes past the end of area ");
+    line.Hex(g->base).Str(", ").Dec(g->size).Str(" bytes)");
+  } else {
+    line.Str("reserved pool window at ").Hex(addr).Str(" (no pool: destroyed or never used)");
+  }
+}
+
 void Report(int sig, const siginfo_t* info, const void* ucontext) {
   const uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
   const bool in_window = Window::Contains(info->si_addr);
@@ -142,36 +244,7 @@ void Report(int sig, const siginfo_t* info, const void* ucontext) {
   line.Str("pmalloc: ");
   if (sig == SIGBUS) line.Str("bus error on ");
   line.Str(AccessOf(ucontext));
-  if (!in_window) {
-    // A protected static (__ro_after_init) or other registered range: its state and what
-    // registered it. (absl::Symbolize names functions only, and dladdr is not
-    // async-signal-safe, so the variable itself is not named.)
-    line.Str(range.sealed ? "sealed" : Registry::LockedDown() ? "protected" : "writable");
-    line.Str(" static range of '").Str(range.name == nullptr ? "?" : range.name).Str("' at ");
-    line.Hex(addr).Str(" (offset ").Dec(addr - range.start).Str(" of ").Hex(range.start);
-    line.Str(", ").Dec(range.len).Str(" bytes)");
-  } else if (const Area* a = Window::AreaOf(info->si_addr)) {
-    const char* state = a->sealed.load(std::memory_order_relaxed)      ? "sealed"
-                        : !a->writable.load(std::memory_order_relaxed) ? "protected"
-                                                                       : "writable";
-    line.Str(state).Str(" pool '").Str(a->pool->name()).Str("' at ").Hex(addr);
-    uintptr_t start = 0;
-    size_t size = 0;
-    bool live = false;
-    if (Pool::FindBlock(info->si_addr, &start, &size, &live)) {
-      line.Str(" (allocation ").Hex(start).Str("+").Dec(addr - start).Str(", ").Dec(size);
-      line.Str(live ? " bytes, live)" : " bytes, free)");
-    } else {
-      line.Str(" (never allocated, offset ").Dec(addr - a->base).Str(" of area ");
-      line.Hex(a->base).Str(", ").Dec(a->size).Str(" bytes)");
-    }
-  } else if (const Area* g = AreaBefore(addr)) {
-    line.Str("guard gap after pool '").Str(g->pool->name()).Str("' at ").Hex(addr);
-    line.Str(" (").Dec(addr - (g->base + g->size)).Str(" bytes past the end of area ");
-    line.Hex(g->base).Str(", ").Dec(g->size).Str(" bytes)");
-  } else {
-    line.Str("reserved pool window at ").Hex(addr).Str(" (no pool: destroyed or never used)");
-  }
+  DescribeTarget(line, info->si_addr, in_window, range);
   line.Str(" by ");
   char symbol[256];
   const bool symbolize = RoomToSymbolize();
@@ -188,25 +261,33 @@ void Report(int sig, const siginfo_t* info, const void* ucontext) {
   line.Emit();
 }
 
-void SetDefault(int sig) {
+struct sigaction DefaultAction() {
   struct sigaction dfl = {};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
-  sigaction(sig, &dfl, nullptr);
+  return dfl;
 }
 
-// Hands the signal to the action that was in place before ours, as the kernel would have.
+void SetDefault(int sig) {
+  const struct sigaction dfl = DefaultAction();
+  RealSigaction(sig, &dfl, nullptr);
+}
+
+// Hands the signal to the program's action (the one in place before ours, or installed
+// after it through the face), as the kernel would have.
 void Chain(int sig, siginfo_t* info, void* ucontext) {
-  const struct sigaction prev = *PrevFor(sig);
+  ProgramAction* slot = PrevFor(sig);
+  const struct sigaction prev = ReadAction(slot);
   const bool siginfo = (prev.sa_flags & SA_SIGINFO) != 0;
   const bool is_default = !siginfo && prev.sa_handler == SIG_DFL;
   const bool is_ignore = !siginfo && prev.sa_handler == SIG_IGN;
-  if ((siginfo && prev.sa_sigaction == OnFault) || is_default || (is_ignore && FromKernel(info))) {
+  if ((siginfo && IsOurs(prev)) || is_default || (is_ignore && FromKernel(info))) {
     // Default action. The kernel cannot ignore a fault either: it forces SIG_DFL.
     SetDefault(sig);
     // A fault re-executes on return and dies; a sent signal must be sent again (it stays
-    // pending while blocked here and is delivered when this handler returns).
-    if (!FromKernel(info)) raise(sig);
+    // pending while blocked here and is delivered when this handler returns), and so must
+    // a trap (int3, single step: the PC is already past the instruction).
+    if (!FromKernel(info) || sig == SIGTRAP) raise(sig);
     return;
   }
   if (is_ignore) return;
@@ -220,7 +301,11 @@ void Chain(int sig, siginfo_t* info, void* ucontext) {
   sigorset(&mask, &mask, &prev.sa_mask);
   if ((prev.sa_flags & SA_NODEFER) == 0) sigaddset(&mask, sig);
   pthread_sigmask(SIG_SETMASK, &mask, nullptr);
-  if ((prev.sa_flags & SA_RESETHAND) != 0) SetDefault(sig);
+  // SA_RESETHAND: the program's action becomes the default one; ours stays installed.
+  if ((prev.sa_flags & SA_RESETHAND) != 0) {
+    const struct sigaction dfl = DefaultAction();
+    WriteAction(slot, &dfl, nullptr);
+  }
   if (siginfo) {
     prev.sa_sigaction(sig, info, ucontext);
   } else {
@@ -230,6 +315,11 @@ void Chain(int sig, siginfo_t* info, void* ucontext) {
 
 void OnFault(int sig, siginfo_t* info, void* ucontext) {
   const int saved_errno = errno;
+  // Learn mode: a write to a locked pool is recorded and let through (core/learn.h).
+  if (FromKernel(info) && sig == SIGSEGV && LearnFromWriteFault(info, ucontext)) {
+    errno = saved_errno;
+    return;
+  }
   // SIGSEGV and SIGBUS stay blocked while this runs (sa_mask): a fault inside the report
   // itself is therefore fatal at once (the kernel forces the default action) instead of
   // recursing.
@@ -239,23 +329,42 @@ void OnFault(int sig, siginfo_t* info, void* ucontext) {
   errno = saved_errno;
 }
 
-void InstallOne(int sig) {
-  struct sigaction* prev = PrevFor(sig);
+// Learn mode's single-step trap; any other SIGTRAP (breakpoints, the program's own) goes to
+// the program's action.
+void OnTrap(int sig, siginfo_t* info, void* ucontext) {
+  const int saved_errno = errno;
+  if (!LearnFromTrap(info, ucontext)) Chain(sig, info, ucontext);
+  errno = saved_errno;
+}
+
+void InstallOne(int sig, void (*handler)(int, siginfo_t*, void*)) {
+  ProgramAction* slot = PrevFor(sig);
   struct sigaction ours = {};
-  ours.sa_sigaction = OnFault;
+  ours.sa_sigaction = handler;
   // SA_ONSTACK: use the thread's alternate stack when it has one (stack overflows).
   ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
   sigemptyset(&ours.sa_mask);
   sigaddset(&ours.sa_mask, SIGSEGV);
   sigaddset(&ours.sa_mask, SIGBUS);
+  sigaddset(&ours.sa_mask, SIGTRAP);
   // Record the previous action before ours can run, then swap; if someone changed it in
   // between, keep what was really replaced.
-  sigaction(sig, nullptr, prev);
+  struct sigaction prev;
+  RealSigaction(sig, nullptr, &prev);
+  WriteAction(slot, &prev, nullptr);
   struct sigaction replaced;
-  if (sigaction(sig, &ours, &replaced) != 0) return;
-  if ((replaced.sa_flags & SA_SIGINFO) != (prev->sa_flags & SA_SIGINFO) ||
-      reinterpret_cast<void*>(replaced.sa_handler) != reinterpret_cast<void*>(prev->sa_handler)) {
-    *prev = replaced;
+  if (RealSigaction(sig, &ours, &replaced) != 0) return;
+  if ((replaced.sa_flags & SA_SIGINFO) != (prev.sa_flags & SA_SIGINFO) ||
+      reinterpret_cast<void*>(replaced.sa_handler) != reinterpret_cast<void*>(prev.sa_handler)) {
+    WriteAction(slot, &replaced, nullptr);
+  }
+  slot->kept.store(true, std::memory_order_release);
+  // A program's sigaction that ran between the swap and `kept` went to the kernel: take it
+  // as the program's action and put ours back.
+  struct sigaction now;
+  if (RealSigaction(sig, nullptr, &now) == 0 && !IsOurs(now)) {
+    WriteAction(slot, &now, nullptr);
+    RealSigaction(sig, &ours, nullptr);
   }
 }
 
@@ -263,9 +372,70 @@ void InstallOne(int sig) {
 
 void InstallFaultHandler() {
   absl::call_once(install_once, [] {
-    InstallOne(SIGSEGV);
-    InstallOne(SIGBUS);
+    InstallOne(SIGSEGV, OnFault);
+    InstallOne(SIGBUS, OnFault);
+    if (GetConfig().learn != LearnMode::kOff) InstallOne(SIGTRAP, OnTrap);
   });
+}
+
+int RealSigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // No face in sanitizer builds, and the runtime's interceptor must see every handler.
+  return sigaction(sig, act, old);
+#else
+  SigactionFn fn = real_sigaction.load(std::memory_order_acquire);
+  if (fn == nullptr) {
+    fn = reinterpret_cast<SigactionFn>(dlsym(RTLD_NEXT, "sigaction"));
+    if (fn == nullptr) {  // libc precedes libpmalloc in the lookup order
+      if (void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD)) {
+        fn = reinterpret_cast<SigactionFn>(dlsym(libc, "sigaction"));
+      }
+    }
+    if (fn == nullptr) fn = sigaction;
+    real_sigaction.store(fn, std::memory_order_release);
+  }
+  return fn(sig, act, old);
+#endif
+}
+
+bool KeepsSignal(int sig) {
+  const ProgramAction* slot = PrevFor(sig);
+  return slot != nullptr && slot->kept.load(std::memory_order_acquire);
+}
+
+int SetProgramAction(int sig, const struct sigaction* act, struct sigaction* old) {
+  WriteAction(PrevFor(sig), act, old);
+  return 0;
+}
+
+void DieOfKernelWrite(const char* via, const void* addr, uintptr_t caller) {
+  void* target = const_cast<void*>(addr);
+  const bool in_window = Window::Contains(target);
+  Registry::RangeInfo range = {};
+  if (!in_window) (void)Registry::RangeOf(target, &range);
+  LogLine line;
+  line.Str("pmalloc: ").Str(via).Str("() failed with EFAULT: the kernel cannot write to ");
+  DescribeTarget(line, target, in_window, range);
+  line.Str(", called from ");
+  char symbol[256];
+  if (caller != 0 && RoomToSymbolize() &&
+      absl::Symbolize(reinterpret_cast<const void*>(caller - 1), symbol, sizeof(symbol))) {
+    line.Str(symbol);
+  } else {
+    line.Str("?");
+  }
+  line.Str(" [").Hex(caller).Str("]");
+  line.Emit();
+  // The course of a write fault: the program's SIGSEGV action (this handler chains to it),
+  // else the default action. A program handler that returns does not save the process.
+  sigset_t segv;
+  sigemptyset(&segv);
+  sigaddset(&segv, SIGSEGV);
+  pthread_sigmask(SIG_UNBLOCK, &segv, nullptr);
+  raise(SIGSEGV);
+  SetDefault(SIGSEGV);
+  raise(SIGSEGV);
+  _exit(128 + SIGSEGV);  // not reached: SIGSEGV cannot be caught any more
 }
 
 }  // namespace pmalloc::internal

@@ -90,6 +90,43 @@ int main(int argc, char** argv) {
     char* p = LockedBlock();
     Install(ExitAfterPmalloc);
     HelperScribble(p);
+  } else if (strcmp(mode, "null-after") == 0) {
+    LockedBlock();
+    Install(ExitAfterPmalloc);
+    HelperScribble(nullptr);
+  } else if (strcmp(mode, "pool-after-signal") == 0) {
+    char* p = LockedBlock();
+    signal(SIGSEGV, ExitOnPlain);
+    HelperScribble(p);
+  } else if (strcmp(mode, "null-after-signal") == 0) {
+    LockedBlock();
+    signal(SIGSEGV, ExitOnPlain);
+    HelperScribble(nullptr);
+  } else if (strcmp(mode, "query-after") == 0) {
+    // sigaction reports the program's own handlers back: the one before, then its own.
+    InstallPlain(ExitOnPlain);
+    LockedBlock();
+    struct sigaction old = {};
+    sigaction(SIGSEGV, nullptr, &old);
+    if (old.sa_handler != ExitOnPlain) return 3;
+    struct sigaction sa = {};
+    sa.sa_sigaction = ExitAfterPmalloc;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, &old);
+    if (old.sa_handler != ExitOnPlain) return 4;
+    sigaction(SIGSEGV, nullptr, &old);
+    if ((old.sa_flags & SA_SIGINFO) == 0 || old.sa_sigaction != ExitAfterPmalloc) return 5;
+    if (reinterpret_cast<void*>(signal(SIGSEGV, SIG_DFL)) !=
+        reinterpret_cast<void*>(ExitAfterPmalloc))
+      return 6;
+    sigaction(SIGSEGV, nullptr, &old);
+    if (old.sa_handler != SIG_DFL) return 7;
+    return 45;
+  } else if (strcmp(mode, "pool-after-default") == 0) {
+    // The program resets SIGSEGV to the default: a pool write is still reported, then kills.
+    char* p = LockedBlock();
+    signal(SIGSEGV, SIG_DFL);
+    HelperScribble(p);
   } else if (strcmp(mode, "pool-prev-faults") == 0) {
     Install(FaultInHandler);
     HelperScribble(LockedBlock());

@@ -235,9 +235,35 @@ TEST_F(FaultReport, NonPoolFaultWithIgnoredSignalStillDies) {
   EXPECT_EXIT(RunHelper("nonpool-ignored"), testing::KilledBySignal(SIGSEGV), "^$");
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// Sanitizer builds have no libc face: a handler installed after pmalloc's replaces it.
 TEST_F(FaultReport, HandlerInstalledAfterPmallocWins) {
   EXPECT_EXIT(RunHelper("pool-after"), testing::ExitedWithCode(44), "^$");
 }
+#else
+// The face keeps pmalloc's handler first (preload/signals.cc): a handler the program
+// installs later is chained to, after the report, for a pool write...
+TEST_F(FaultReport, HandlerInstalledAfterPmallocStillGetsTheReport) {
+  EXPECT_EXIT(RunHelper("pool-after"), testing::ExitedWithCode(44),
+              "^pmalloc: write to protected pool 'helper' at 0x[0-9a-f]+ \\(allocation "
+              "0x[0-9a-f]+\\+0, 32 bytes, live\\) by .*HelperScribble.*\n$");
+  EXPECT_EXIT(RunHelper("pool-after-signal"), testing::ExitedWithCode(43),
+              "^pmalloc: write to protected pool 'helper' [^\n]*\n$");
+  EXPECT_EXIT(RunHelper("pool-after-default"), testing::KilledBySignal(SIGSEGV),
+              "^pmalloc: write to protected pool 'helper' [^\n]*\n$");
+}
+
+// ... and gets a fault that is not pmalloc's silently.
+TEST_F(FaultReport, HandlerInstalledAfterPmallocGetsOtherFaults) {
+  EXPECT_EXIT(RunHelper("null-after"), testing::ExitedWithCode(44), "^$");
+  EXPECT_EXIT(RunHelper("null-after-signal"), testing::ExitedWithCode(43), "^$");
+}
+
+// sigaction(SIGSEGV, NULL, &old) and signal() report the program's own handlers.
+TEST_F(FaultReport, SigactionReportsTheProgramsHandler) {
+  EXPECT_EXIT(RunHelper("query-after"), testing::ExitedWithCode(45), "^$");
+}
+#endif
 
 TEST_F(FaultReport, FaultInPreviousHandlerDoesNotLoop) {
   // One report, then the chained handler faults: killed by SIGSEGV, no second report.

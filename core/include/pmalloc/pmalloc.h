@@ -23,6 +23,8 @@
  *      "pmalloc: realloc(): invalid pointer <addr> (inside the pool window, in no live pool area)"
  *    and, when the libc face's __libc_start_main hook finds no glibc one to call:
  *      "pmalloc: cannot find glibc's __libc_start_main"
+ *    or an interposed libc function (listen, epoll_wait, read, ...) finds no glibc one:
+ *      "pmalloc: cannot find glibc's <function>"
  *    The __ro_after_init ones are in pmalloc/compat/cache.h. tests/misuse checks each.
  */
 #ifndef PMALLOC_PMALLOC_H_
