@@ -218,9 +218,18 @@ bool ParseLearn(Slice v, LearnMode* out) {
   return true;
 }
 
+// An absolute path ('/'-rooted: servers change directory; pmalloc-run makes paths absolute).
+bool ParsePath(Slice v, ConfigPath* out) {
+  if (v.size() == 0 || v.size() >= ConfigPath::kMax || *v.begin != '/') return false;
+  memcpy(out->path, v.begin, v.size());
+  out->path[v.size()] = '\0';
+  return true;
+}
+
 // The minimum a value must meet, for the message (only where a parser has one).
 const char* Requirement(Slice key) {
   if (key.Is("window")) return "want a size of at least 1G";
+  if (key.Is("report")) return "want an absolute path";
   return nullptr;
 }
 

@@ -51,6 +51,14 @@ struct LockdownTrigger {
 // not rewritten).
 enum class LearnMode : uint8_t { kOff, kOn, kPermissive };
 
+// A file path given in PMALLOC_CONF, copied (programs such as nginx overwrite their
+// environment at start-up). Empty: none.
+struct ConfigPath {
+  static constexpr size_t kMax = 4096;
+  char path[kMax] = {};
+  bool empty() const { return path[0] == '\0'; }
+};
+
 struct Config {
 #define PMALLOC_CONF_KEY(key, field, type, initial, parser, values, dflt, doc) type field = initial;
 #include "core/config_keys.def"

@@ -39,6 +39,10 @@ struct ProgramAction {
 ABSL_CONST_INIT ProgramAction prev_segv = {};
 ABSL_CONST_INIT ProgramAction prev_bus = {};
 ABSL_CONST_INIT ProgramAction prev_trap = {};
+// The report signal (SIGUSR1 under learn mode, core/learn_report.h) and what it calls.
+ABSL_CONST_INIT ProgramAction prev_report = {};
+ABSL_CONST_INIT std::atomic<int> report_signal{0};
+ABSL_CONST_INIT std::atomic<void (*)()> report_hook{nullptr};
 // The last reported fault: a previous handler that returns without curing the fault makes
 // the instruction fault again forever; it gets one report, not one per iteration.
 ABSL_CONST_INIT std::atomic<uintptr_t> last_pc{0};
@@ -46,8 +50,10 @@ ABSL_CONST_INIT std::atomic<uintptr_t> last_addr{0};
 
 void OnFault(int sig, siginfo_t* info, void* ucontext);
 void OnTrap(int sig, siginfo_t* info, void* ucontext);
+void OnReport(int sig, siginfo_t* info, void* ucontext);
 
 ProgramAction* PrevFor(int sig) {
+  if (sig != 0 && sig == report_signal.load(std::memory_order_acquire)) return &prev_report;
   switch (sig) {
     case SIGSEGV:
       return &prev_segv;
@@ -89,7 +95,8 @@ void WriteAction(ProgramAction* a, const struct sigaction* act, struct sigaction
 }
 
 bool IsOurs(const struct sigaction& a) {
-  return (a.sa_flags & SA_SIGINFO) != 0 && (a.sa_sigaction == OnFault || a.sa_sigaction == OnTrap);
+  return (a.sa_flags & SA_SIGINFO) != 0 &&
+         (a.sa_sigaction == OnFault || a.sa_sigaction == OnTrap || a.sa_sigaction == OnReport);
 }
 
 using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
@@ -337,16 +344,42 @@ void OnTrap(int sig, siginfo_t* info, void* ucontext) {
   errno = saved_errno;
 }
 
-void InstallOne(int sig, void (*handler)(int, siginfo_t*, void*)) {
-  ProgramAction* slot = PrevFor(sig);
+// The report signal: the report first, then the program's action, exactly as for a fault
+// that is not pmalloc's (a default action terminates, as it would have).
+void OnReport(int sig, siginfo_t* info, void* ucontext) {
+  const int saved_errno = errno;
+  if (void (*hook)() = report_hook.load(std::memory_order_acquire)) hook();
+  errno = saved_errno;
+  Chain(sig, info, ucontext);
+  errno = saved_errno;
+}
+
+// Our action for `sig`; for the report signal, with the program's SA_RESTART choice (an
+// interrupted read() must return EINTR or restart as the program asked).
+struct sigaction OursFor(int sig, void (*handler)(int, siginfo_t*, void*), int program_flags) {
   struct sigaction ours = {};
   ours.sa_sigaction = handler;
   // SA_ONSTACK: use the thread's alternate stack when it has one (stack overflows).
-  ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  ours.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  ours.sa_flags |= handler == OnReport ? (program_flags & SA_RESTART) : SA_RESTART;
   sigemptyset(&ours.sa_mask);
   sigaddset(&ours.sa_mask, SIGSEGV);
   sigaddset(&ours.sa_mask, SIGBUS);
   sigaddset(&ours.sa_mask, SIGTRAP);
+  if (handler == OnReport) {
+    sigdelset(&ours.sa_mask, SIGSEGV);  // learn mode's single step must work in the report
+    sigdelset(&ours.sa_mask, SIGTRAP);  // signal's own handler and in the program's
+    sigdelset(&ours.sa_mask, SIGBUS);
+  }
+  (void)sig;
+  return ours;
+}
+
+void InstallOne(int sig, void (*handler)(int, siginfo_t*, void*)) {
+  ProgramAction* slot = PrevFor(sig);
+  struct sigaction prev0;
+  RealSigaction(sig, nullptr, &prev0);
+  const struct sigaction ours = OursFor(sig, handler, prev0.sa_flags);
   // Record the previous action before ours can run, then swap; if someone changed it in
   // between, keep what was really replaced.
   struct sigaction prev;
@@ -405,7 +438,18 @@ bool KeepsSignal(int sig) {
 
 int SetProgramAction(int sig, const struct sigaction* act, struct sigaction* old) {
   WriteAction(PrevFor(sig), act, old);
+  if (act != nullptr && sig == report_signal.load(std::memory_order_acquire)) {
+    const struct sigaction ours = OursFor(sig, OnReport, act->sa_flags);
+    RealSigaction(sig, &ours, nullptr);
+  }
   return 0;
+}
+
+void InstallReportSignal(int sig, void (*hook)()) {
+  report_hook.store(hook, std::memory_order_release);
+  int none = 0;
+  if (!report_signal.compare_exchange_strong(none, sig, std::memory_order_acq_rel)) return;
+  InstallOne(sig, OnReport);
 }
 
 void DieOfKernelWrite(const char* via, const void* addr, uintptr_t caller) {

@@ -44,6 +44,15 @@ bool KeepsSignal(int sig);
 // signals blocked).
 int SetProgramAction(int sig, const struct sigaction* act, struct sigaction* old);
 
+// Installs pmalloc's handler for `sig` (learn mode's SIGUSR1, core/learn_report.h): it
+// calls hook() (REQUIRES: async-signal-safe), then hands the signal to the program's action
+// as a fault that is not pmalloc's is handed on: the program's handler with its mask and
+// flags, the default action (terminate) or nothing if ignored. The face records the
+// program's later sigaction()/signal() for `sig` as for SIGSEGV (KeepsSignal), and pmalloc's
+// action takes the program's SA_RESTART. One signal per process; a second call only
+// replaces the hook.
+void InstallReportSignal(int sig, void (*hook)());
+
 // A system call `via` failed with EFAULT because the kernel could not write `addr`, inside
 // a locked pool or protected range: one report line naming the pool, allocation and call
 // (like a write fault's), then the process takes a write fault's course: SIGSEGV to the
