@@ -224,4 +224,45 @@ TEST_F(Learn, OtherTrapsKeepTheirDefaultAction) {
       testing::KilledBySignal(SIGTRAP), "^$");
 }
 
+// SIGUSR1 writes the learn report (here to stderr: no report path is configured) and then
+// runs the program's own SIGUSR1 handler, installed after pmalloc's (nginx reopens its logs
+// on USR1); sigaction(SIGUSR1, NULL, &old) shows the program's handler.
+std::atomic<int> program_usr1{0};
+void ProgramUsr1(int) { program_usr1.fetch_add(1); }
+
+TEST_F(Learn, Usr1WritesTheReportThenRunsTheProgramsHandler) {
+  EXPECT_EXIT(
+      {
+        struct sigaction sa = {};
+        sa.sa_handler = ProgramUsr1;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGUSR1, &sa, nullptr) != 0) _exit(2);
+        struct sigaction now = {};
+        if (sigaction(SIGUSR1, nullptr, &now) != 0 || now.sa_handler != ProgramUsr1) _exit(3);
+        raise(SIGUSR1);
+        raise(SIGUSR1);
+        Done(program_usr1 == 2, "program's SIGUSR1 handler");
+      },
+      testing::ExitedWithCode(0),
+      "== pmalloc learn report: pid [0-9]+, .*, at SIGUSR1 ==(.|\n)*at SIGUSR1");
+}
+
+// A program that ignores SIGUSR1 keeps ignoring it; one that never set it dies by it (the
+// default action), after the report.
+TEST_F(Learn, Usr1KeepsTheProgramsIgnoreAndDefault) {
+  EXPECT_EXIT(
+      {
+        signal(SIGUSR1, SIG_IGN);
+        raise(SIGUSR1);
+        _exit(0);
+      },
+      testing::ExitedWithCode(0), "at SIGUSR1");
+  EXPECT_EXIT(
+      {
+        raise(SIGUSR1);
+        _exit(0);
+      },
+      testing::KilledBySignal(SIGUSR1), "at SIGUSR1");
+}
+
 }  // namespace
