@@ -420,12 +420,9 @@ void Say(const char* what, const char* path, int err) {
   line.Emit();
 }
 
-// The rules path comes from the `rules:` key (core/rules.h) once it is in the tree.
-const char* ConfiguredRulesPath() { return nullptr; }
-
 __attribute__((constructor)) void StartLearnReport() {
   const Config& c = GetConfig();
-  InitLearnReport(c.learn, c.report.path, ConfiguredRulesPath());
+  InitLearnReport(c.learn, c.report.path, c.rules.path);
 }
 
 // Destructors of libpmalloc run after the program's atexit handlers: the final counts.
@@ -654,6 +651,7 @@ void InitLearnReport(LearnMode mode, const char* report_path, const char* rules_
   state.ids = static_cast<SiteId*>(platform::AllocatePages(kMaxIds * sizeof(SiteId)));
   state.written = static_cast<std::atomic<uintptr_t>*>(
       platform::AllocatePages(kWrittenSlots * sizeof(std::atomic<uintptr_t>)));
+  InitModules();  // sites are named from the module table; the report must not build it
   state.on = true;
   if (state.learn) SetWriteObserver(ObserveLearnedWrite);
   InstallReportSignal(SIGUSR1, OnReportSignal);

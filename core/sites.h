@@ -30,13 +30,15 @@ using SiteId = uint32_t;  // 0 = no site
 
 // Per-site counters, in a table that never moves (mmap'd), reachable by id; all atomics,
 // async-signal-safe to update and read.
+// allocs/bytes count every allocation made at the site while tagging was active, whether
+// it was tagged or excluded (`tagged` says which).
 struct SiteStats {
-  std::atomic<uint64_t> allocs;         // allocations tagged at this site
-  std::atomic<uint64_t> bytes;          // and their bytes
-  std::atomic<uint64_t> writes;         // learned writes to its blocks after lockdown
-  std::atomic<uint64_t> written_bytes;  // bytes of the blocks that were written (each once)
-  std::atomic<uintptr_t> first_write_pc;         // first faulting pc (store) or syscall caller
-  std::atomic<const char*> first_write_via;      // "store" or a syscall name (static string)
+  std::atomic<uint64_t> allocs;              // allocations made at this site while tagging
+  std::atomic<uint64_t> bytes;               // and their requested bytes
+  std::atomic<uint64_t> writes;              // learned writes to its blocks after lockdown
+  std::atomic<uint64_t> written_bytes;       // bytes of the blocks that were written (each once)
+  std::atomic<uintptr_t> first_write_pc;     // first faulting pc (store) or syscall caller
+  std::atomic<const char*> first_write_via;  // "store" or a syscall name (static string)
   std::atomic<int> first_write_tid;
   std::atomic<uint8_t> tagged;  // 1 tagged (went to a pool), 0 excluded
 };
@@ -45,6 +47,12 @@ struct SiteStats {
 // untagged path). Not async-signal-safe (unwinder), never calls malloc. False (depth 0) when
 // no frame outside pmalloc and the wrappers was found.
 bool CaptureSite(Site* out);
+
+// Decides, once per new site, whether its allocations are tagged (SiteStats::tagged); set
+// by the rules (core/rules.h) before tagging starts. Without one every site is tagged.
+// Called under the interning lock, never from a signal handler.
+using SiteClassifier = bool (*)(const Site& site);
+void SetSiteClassifier(SiteClassifier fn);
 
 // Interns a site: same frames -> same id. Lock-free lookup, no malloc (mmap'd arena).
 // Returns 0 when the table is full or `site.depth` is 0.
