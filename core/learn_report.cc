@@ -250,7 +250,7 @@ const char* ModeName() {
 // of each frame of FormatSite's text.
 constexpr int kMaxModules = 64;
 struct ModuleNames {
-  char name[kMaxModules][256];
+  char name[kMaxModules][256] = {};
   int n = 0;
   void Add(const char* s, size_t len) {
     if (len == 0 || len >= sizeof(name[0])) return;
@@ -286,7 +286,7 @@ void AddModulesOf(const char* site_text, ModuleNames* m) {
 }
 
 // 16 KiB: static, not on a signal handler's stack (one report at a time: `writing`).
-ABSL_CONST_INIT ModuleNames module_names;
+ABSL_CONST_INIT ModuleNames module_names = {};
 
 struct ModuleLines {
   const ModuleNames* names;
