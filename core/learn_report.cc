@@ -295,9 +295,13 @@ struct ModuleLines {
 
 void EmitModule(const char* name, const char* build_id, const char* path, void* arg) {
   auto* ml = static_cast<ModuleLines*>(arg);
-  if (!ml->names->Has(name)) return;
-  ml->out->Str("module ").Str(name).Str(" build-id ");
-  ml->out->Str(build_id != nullptr && build_id[0] != '\0' ? build_id : "none");
+  // A module without a build-id, or a path with a blank (the line is blank-separated),
+  // gets no header: core/rules.h would take it as a bad line.
+  if (!ml->names->Has(name) || build_id == nullptr || build_id[0] == '\0' ||
+      strpbrk(path, " \t") != nullptr) {
+    return;
+  }
+  ml->out->Str("module ").Str(name).Str(" build-id ").Str(build_id);
   ml->out->Str(" path ").Str(path).Chr('\n');
 }
 
