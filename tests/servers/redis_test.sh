@@ -153,14 +153,21 @@ unset PMALLOC_ATTACK_FILE PMALLOC_ATTACK_SIGNAL
 # SERVERS_TIMING=0 skips this (CMake sets it for mode pool when mode workflow measures).
 if [ "${SERVERS_TIMING:-1}" = 1 ]; then
   declare -A ms cpu startms rss
+  cfgs="plain jemalloc pmalloc"
+  # Learn mode's own cost (workflow mode): a fresh learn run each round, no rules yet, so
+  # every write to the start-up heap is recorded (the worst case).
+  [ "$mode" = workflow ] && cfgs="$cfgs learn"
   for round in 1 2 3; do
-    for cfg in plain jemalloc pmalloc; do
+    for cfg in $cfgs; do
       case $cfg in
         plain) start "t-$cfg" "" "" ;;
         jemalloc) start "t-$cfg" "$jemalloc" "" ;;
         pmalloc)
           if [ "$mode" = workflow ]; then start "t-$cfg" "" "" "$bindir/pmalloc-run" --rules "$rules" --
           else start "t-$cfg" "$lib" "lockdown:main"; fi ;;
+        learn)
+          rm -f "$SRV_WORK/t-learn.rules" "$SRV_WORK/t-learn.rules.report"
+          start "t-$cfg" "" "" "$bindir/pmalloc-run" --learn "$SRV_WORK/t-learn.rules" -- ;;
       esac
       timed_load
       ms[$cfg]+="$LOAD_MS " cpu[$cfg]+="$LOAD_CPU_MS "
@@ -169,7 +176,8 @@ if [ "${SERVERS_TIMING:-1}" = 1 ]; then
       stop
     done
   done
-  for cfg in plain jemalloc pmalloc; do
+  med_learn=0 cpu_learn=0 start_learn=0 rss_learn=0
+  for cfg in $cfgs; do
     # shellcheck disable=SC2086
     m=$(median ${ms[$cfg]}) c=$(median ${cpu[$cfg]}) s=$(median ${startms[$cfg]})
     r=$(median ${rss[$cfg]})
@@ -177,10 +185,14 @@ if [ "${SERVERS_TIMING:-1}" = 1 ]; then
     echo "$cfg: load ms ${ms[$cfg]}(median $m), server CPU ms ${cpu[$cfg]}(median $c), start-up ms ${startms[$cfg]}(median $s), RSS KiB median $r"
   done
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", a / b; else printf "n/a"}'; }
+  if [ "$mode" = workflow ]; then
+    learn_note="learn (fresh, no rules): load_ms=$med_learn cpu_ms=$cpu_learn startup_ms=$start_learn rss_kib=$rss_learn time learn/enforce (wall; cpu)=$(ratio "$med_learn" "$med_pmalloc"); $(ratio "$cpu_learn" "$cpu_pmalloc") time learn/jemalloc=$(ratio "$med_learn" "$med_jemalloc"); $(ratio "$cpu_learn" "$cpu_jemalloc")"
+  fi
   echo "servers-table: redis mode=$mode requests=$requests" \
     "wall: pmalloc/jemalloc=$(ratio "$med_jemalloc" "$med_pmalloc") pmalloc/plain=$(ratio "$med_plain" "$med_pmalloc") jemalloc/plain=$(ratio "$med_plain" "$med_jemalloc")" \
     "cpu: pmalloc/jemalloc=$(ratio "$cpu_jemalloc" "$cpu_pmalloc") pmalloc/plain=$(ratio "$cpu_plain" "$cpu_pmalloc") jemalloc/plain=$(ratio "$cpu_plain" "$cpu_jemalloc")" \
     "${locked:+learned: sites=$sites locked=$locked}" \
-    "load_ms=$med_plain/$med_jemalloc/$med_pmalloc cpu_ms=$cpu_plain/$cpu_jemalloc/$cpu_pmalloc startup_ms=$start_plain/$start_jemalloc/$start_pmalloc rss_kib=$rss_plain/$rss_jemalloc/$rss_pmalloc"
+    "load_ms=$med_plain/$med_jemalloc/$med_pmalloc cpu_ms=$cpu_plain/$cpu_jemalloc/$cpu_pmalloc startup_ms=$start_plain/$start_jemalloc/$start_pmalloc rss_kib=$rss_plain/$rss_jemalloc/$rss_pmalloc" \
+    "${learn_note:-}"
 fi
 echo "PASS"
