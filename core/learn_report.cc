@@ -483,7 +483,11 @@ size_t FormatLearnReport(const char* why, char* buf, size_t cap) {
   o.Str("lockdown: ").Str(Registry::LockedDown() ? "done" : "not yet").Chr('\n');
   o.Str("start-up heap: ").Dec(t.allocs).Str(" allocations, ").Dec(t.bytes).Str(" bytes, ");
   o.Dec(t.sites).Str(" sites\n");
-  o.Str("tagged, locked at lockdown: ").Dec(t.tagged_allocs).Str(" allocations, ");
+  // A process that never reached its trigger (nginx's master under lockdown:serve) locked
+  // nothing: its tagged heap is what a lockdown would lock.
+  o.Str(Registry::LockedDown() ? "tagged, locked at lockdown: "
+                               : "tagged, not locked (no lockdown yet): ");
+  o.Dec(t.tagged_allocs).Str(" allocations, ");
   o.Dec(t.tagged_bytes).Str(" bytes (").Pct(t.tagged_bytes, t.bytes).Str(" of the bytes)\n");
   o.Str("written after lockdown: ").Dec(t.written_sites).Str(" sites, ");
   o.Dec(written_blocks.load(std::memory_order_relaxed)).Str(" blocks, ");

@@ -153,6 +153,21 @@ else
   note "pmalloc-inspect not in this tree: --expect-locked not checked"
 fi
 if [ "$mode" = workflow ]; then
+  # SIGUSR1: pmalloc writes the worker's report section, then nginx's own handler reopens
+  # the logs; the worker keeps serving.
+  kill -s USR1 "$WORKER"
+  for i in $(seq 1 100); do
+    grep -aq "^== pmalloc learn report: pid $WORKER, .* at SIGUSR1 ==" "$rules.report" && break
+    sleep 0.05
+  done
+  section=$(awk -v p="$WORKER" '/^== pmalloc learn report: pid / {sec = ($6 == p ",")} sec' "$rules.report")
+  echo "$section" | grep -q '^mode: enforcing' || fail "no enforcing report section for worker $WORKER after SIGUSR1"
+  locked_enforce=$(echo "$section" | grep -a '^tagged, locked at lockdown: ' | tail -1 | cut -d: -f2-)
+  [ -n "$locked_enforce" ] || fail "the worker's report does not say what is locked"
+  note "worker $WORKER report (SIGUSR1): locked$locked_enforce"
+  [ "$(load)" = "$want" ] || fail "worker after SIGUSR1: responses differ"
+  grep -aq 'reopening logs' "$SRV_WORK/enforce.error.log" || fail "nginx did not reopen its logs on SIGUSR1"
+  note "nginx's own SIGUSR1 handler ran (reopening logs); responses still identical"
   # The first protected area of the worker's start-up heap (the default pool).
   python3 - "$SRV_WORK/inspect.json" >"$addr_file" <<'PY' || fail "no protected area in pmalloc-inspect --json"
 import json, sys
@@ -225,7 +240,7 @@ if [ "${SERVERS_TIMING:-1}" = 1 ]; then
   echo "servers-table: nginx mode=$mode requests=$requests" \
     "wall: pmalloc/jemalloc=$(ratio "$med_jemalloc" "$med_pmalloc") pmalloc/plain=$(ratio "$med_plain" "$med_pmalloc") jemalloc/plain=$(ratio "$med_plain" "$med_jemalloc")" \
     "cpu: pmalloc/jemalloc=$(ratio "$cpu_jemalloc" "$cpu_pmalloc") pmalloc/plain=$(ratio "$cpu_plain" "$cpu_pmalloc") jemalloc/plain=$(ratio "$cpu_plain" "$cpu_jemalloc")" \
-    "${locked:+learned: sites=$sites locked=$locked}" \
+    "${locked:+learned: sites=$sites locked=$locked}" "${locked_enforce:+enforcing: locked$locked_enforce}" \
     "load_ms=$med_plain/$med_jemalloc/$med_pmalloc cpu_ms=$cpu_plain/$cpu_jemalloc/$cpu_pmalloc startup_ms=$start_plain/$start_jemalloc/$start_pmalloc rss_kib=$rss_plain/$rss_jemalloc/$rss_pmalloc" \
     "${learn_note:-}"
 fi

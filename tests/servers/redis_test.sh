@@ -148,6 +148,18 @@ echo "$reports" | head -3
 [ "$status" = "signal 11" ] || { tail -30 "$SRV_WORK/enforce.out"; fail "redis ended by $status, not SIGSEGV"; }
 echo "$reports" | grep -q "at $target (allocation 0x" || { tail -30 "$SRV_WORK/enforce.out"; fail "no pmalloc report naming the pool and allocation at $target"; }
 note "redis $PID died by SIGSEGV with the report"
+if [ "$mode" = workflow ]; then
+  # What the enforcing run locks, from its exit report (the attacked process wrote none).
+  start enforce2 "" "" "$bindir/pmalloc-run" --rules "$rules" --
+  got=$(replies) || fail "too few replies"
+  [ "$got" = "$want" ] || fail "second enforcing run: replies differ ($got vs $want)"
+  stop
+  section=$(awk -v p="$PID" '/^== pmalloc learn report: pid / {sec = ($6 == p ",")} sec' "$rules.report")
+  echo "$section" | grep -q '^mode: enforcing' || fail "no enforcing report section for pid $PID"
+  locked_enforce=$(echo "$section" | grep -a '^tagged, locked at lockdown: ' | tail -1 | cut -d: -f2-)
+  [ -n "$locked_enforce" ] || fail "the enforcing report does not say what is locked"
+  note "enforcing report of pid $PID: locked$locked_enforce"
+fi
 unset PMALLOC_ATTACK_FILE PMALLOC_ATTACK_SIGNAL
 
 # SERVERS_TIMING=0 skips this (CMake sets it for mode pool when mode workflow measures).
@@ -191,7 +203,7 @@ if [ "${SERVERS_TIMING:-1}" = 1 ]; then
   echo "servers-table: redis mode=$mode requests=$requests" \
     "wall: pmalloc/jemalloc=$(ratio "$med_jemalloc" "$med_pmalloc") pmalloc/plain=$(ratio "$med_plain" "$med_pmalloc") jemalloc/plain=$(ratio "$med_plain" "$med_jemalloc")" \
     "cpu: pmalloc/jemalloc=$(ratio "$cpu_jemalloc" "$cpu_pmalloc") pmalloc/plain=$(ratio "$cpu_plain" "$cpu_pmalloc") jemalloc/plain=$(ratio "$cpu_plain" "$cpu_jemalloc")" \
-    "${locked:+learned: sites=$sites locked=$locked}" \
+    "${locked:+learned: sites=$sites locked=$locked}" "${locked_enforce:+enforcing: locked$locked_enforce}" \
     "load_ms=$med_plain/$med_jemalloc/$med_pmalloc cpu_ms=$cpu_plain/$cpu_jemalloc/$cpu_pmalloc startup_ms=$start_plain/$start_jemalloc/$start_pmalloc rss_kib=$rss_plain/$rss_jemalloc/$rss_pmalloc" \
     "${learn_note:-}"
 fi
