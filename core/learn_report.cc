@@ -177,6 +177,10 @@ struct Totals {
   uint64_t tagged_allocs = 0, tagged_bytes = 0;
   uint64_t written_sites = 0, written_bytes = 0, writes = 0;
   uint64_t kept_allocs = 0, kept_bytes = 0;  // tagged sites never written
+  // Requested bytes of tagged sites that were not written: a written site's requested bytes
+  // less its written blocks' sizes (pool block sizes, rounded up to the size class, so
+  // clamped at the site's bytes).
+  uint64_t ro_bytes = 0;
 };
 
 Totals Sum() {
@@ -192,14 +196,16 @@ Totals Sum() {
     t.allocs += allocs;
     t.bytes += bytes;
     const bool tagged = s->tagged.load(std::memory_order_relaxed) != 0;
+    const uint64_t written = s->written_bytes.load(std::memory_order_relaxed);
     if (tagged) {
       t.tagged_allocs += allocs;
       t.tagged_bytes += bytes;
+      t.ro_bytes += bytes > written ? bytes - written : 0;
     }
     if (writes != 0) {
       ++t.written_sites;
       t.writes += writes;
-      t.written_bytes += s->written_bytes.load(std::memory_order_relaxed);
+      t.written_bytes += written;
     } else if (tagged) {
       t.kept_allocs += allocs;
       t.kept_bytes += bytes;
@@ -491,12 +497,13 @@ size_t FormatLearnReport(const char* why, char* buf, size_t cap) {
   o.Dec(t.tagged_bytes).Str(" bytes (").Pct(t.tagged_bytes, t.bytes).Str(" of the bytes)\n");
   o.Str("written after lockdown: ").Dec(t.written_sites).Str(" sites, ");
   o.Dec(written_blocks.load(std::memory_order_relaxed)).Str(" blocks, ");
-  o.Dec(t.written_bytes).Str(" bytes; ").Dec(total_writes.load(std::memory_order_relaxed));
+  o.Dec(t.written_bytes).Str(" bytes of pool blocks; ");
+  o.Dec(total_writes.load(std::memory_order_relaxed));
   o.Str(" writes (").Dec(unattributed_writes.load(std::memory_order_relaxed));
   o.Str(" outside site-tagged blocks)\n");
   const uint64_t blocks = written_blocks.load(std::memory_order_relaxed);
   const uint64_t ro_allocs = t.tagged_allocs > blocks ? t.tagged_allocs - blocks : 0;
-  const uint64_t ro_bytes = t.tagged_bytes > t.written_bytes ? t.tagged_bytes - t.written_bytes : 0;
+  const uint64_t ro_bytes = t.ro_bytes;
   o.Str("stayed read-only: ").Dec(ro_allocs).Str(" allocations, ").Dec(ro_bytes);
   o.Str(" bytes (").Pct(ro_bytes, t.bytes).Str(" of the start-up heap's bytes)\n");
   o.Str("protected with the learned rules: ").Pct(t.kept_bytes, t.bytes).Str(" of the bytes, ");
@@ -517,8 +524,9 @@ size_t FormatLearnReport(const char* why, char* buf, size_t cap) {
     const Site* site = SiteById(ids[i]);
     if (s == nullptr || site == nullptr) continue;
     o.Dec(s->writes.load(std::memory_order_relaxed), 9).Str(" writes  ");
-    o.Dec(s->written_bytes.load(std::memory_order_relaxed)).Str(" of ");
-    o.Dec(s->bytes.load(std::memory_order_relaxed)).Str(" bytes written  ");
+    o.Dec(s->written_bytes.load(std::memory_order_relaxed)).Str(" bytes of blocks written; ");
+    o.Dec(s->allocs.load(std::memory_order_relaxed)).Str(" allocations, ");
+    o.Dec(s->bytes.load(std::memory_order_relaxed)).Str(" bytes  ");
     AppendSite(o, *site);
     o.Str("  # ");
     AppendSymbols(o, *site);

@@ -299,10 +299,13 @@ TEST(LearnReport, ReportAndRulesOfTwoRunsAddUp) {
             std::string::npos)
       << r;
   EXPECT_NE(r.find("start-up heap: 4 allocations, 348 bytes, 2 sites\n"), std::string::npos) << r;
-  EXPECT_NE(r.find("tagged, locked at lockdown: 4 allocations, 348 bytes (100.0 % of the bytes)"),
-            std::string::npos)
+  EXPECT_NE(
+      r.find(
+          "tagged, not locked (no lockdown yet): 4 allocations, 348 bytes (100.0 % of the bytes)"),
+      std::string::npos)
       << r;
-  EXPECT_NE(r.find("written after lockdown: 1 sites, 1 blocks, 48 bytes; 2 writes (0 outside"),
+  EXPECT_NE(r.find("written after lockdown: 1 sites, 1 blocks, 48 bytes of pool blocks; 2 writes "
+                   "(0 outside"),
             std::string::npos)
       << r;
   EXPECT_NE(r.find("stayed read-only: 3 allocations, 300 bytes (86.2 %"), std::string::npos) << r;
@@ -310,7 +313,9 @@ TEST(LearnReport, ReportAndRulesOfTwoRunsAddUp) {
                    "allocations (300 of 348 bytes, 3 of 4 allocations"),
             std::string::npos)
       << r;
-  EXPECT_NE(r.find("        2 writes  48 of 48 bytes written  " + SiteText(one)), std::string::npos)
+  EXPECT_NE(r.find("        2 writes  48 bytes of blocks written; 1 allocations, 48 bytes  " +
+                   SiteText(one)),
+            std::string::npos)
       << r;
   EXPECT_NE(r.find("first write by pmalloc::internal::(anonymous namespace)::FrameA() ["),
             std::string::npos)
