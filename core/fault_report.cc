@@ -435,7 +435,7 @@ void OnReport(int sig, siginfo_t* info, void* ucontext) {
 
 // Our action for `sig`; for the report signal, with the program's SA_RESTART choice (an
 // interrupted read() must return EINTR or restart as the program asked).
-struct sigaction OursFor(int sig, void (*handler)(int, siginfo_t*, void*), int program_flags) {
+struct sigaction OursFor(void (*handler)(int, siginfo_t*, void*), int program_flags) {
   struct sigaction ours = {};
   ours.sa_sigaction = handler;
   // SA_ONSTACK: use the thread's alternate stack when it has one (stack overflows).
@@ -450,7 +450,6 @@ struct sigaction OursFor(int sig, void (*handler)(int, siginfo_t*, void*), int p
     sigdelset(&ours.sa_mask, SIGTRAP);  // signal's own handler and in the program's
     sigdelset(&ours.sa_mask, SIGBUS);
   }
-  (void)sig;
   return ours;
 }
 
@@ -458,7 +457,7 @@ void InstallOne(int sig, void (*handler)(int, siginfo_t*, void*)) {
   ProgramAction* slot = PrevFor(sig);
   struct sigaction prev0;
   RealSigaction(sig, nullptr, &prev0);
-  const struct sigaction ours = OursFor(sig, handler, prev0.sa_flags);
+  const struct sigaction ours = OursFor(handler, prev0.sa_flags);
   // Record the previous action before ours can run, then swap; if someone changed it in
   // between, keep what was really replaced.
   struct sigaction prev;
@@ -518,7 +517,7 @@ bool KeepsSignal(int sig) {
 int SetProgramAction(int sig, const struct sigaction* act, struct sigaction* old) {
   WriteAction(PrevFor(sig), act, old);
   if (act != nullptr && sig == report_signal.load(std::memory_order_acquire)) {
-    const struct sigaction ours = OursFor(sig, OnReport, act->sa_flags);
+    const struct sigaction ours = OursFor(OnReport, act->sa_flags);
     RealSigaction(sig, &ours, nullptr);
   }
   return 0;
