@@ -189,8 +189,8 @@ int RuleSet::Parse(const char* text, size_t len, const char* file) {
         Token module;
         uintptr_t offset;
         if (!ParseFrame(tok[i], &module, &offset)) {
-          BadLine(file, lineno, "malformed site frame (want module+0xOFFSET)", tok[i].p,
-                  tok[i].n, "rule ignored");
+          BadLine(file, lineno, "malformed site frame (want module+0xOFFSET)", tok[i].p, tok[i].n,
+                  "rule ignored");
           ok = false;
           break;
         }
@@ -261,7 +261,8 @@ bool RuleSet::Tagged(const FrameRef* frames, int n) const {
         if (r.frames > n || r.frames < best) break;
         bool match = true;
         for (int i = 0; i < r.frames && match; ++i) {
-          match = frames[i].offset == r.offset[i] && strcmp(frames[i].module, Str(r.module[i])) == 0;
+          match =
+              frames[i].offset == r.offset[i] && strcmp(frames[i].module, Str(r.module[i])) == 0;
         }
         if (!match) break;
         if (r.frames > best) {

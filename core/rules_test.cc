@@ -65,8 +65,8 @@ TEST(Rules, MostSpecificWinsExcludeWinsTies) {
                   "include app+0x50\n"
                   "exclude app+0x50\n"),
             "");
-  EXPECT_FALSE(Tagged(r, {{"app", 0x10}, {"app", 0x99}}));            // 1 frame: exclude
-  EXPECT_TRUE(Tagged(r, {{"app", 0x10}, {"app", 0x20}, {"x", 1}}));   // 2 frames: include
+  EXPECT_FALSE(Tagged(r, {{"app", 0x10}, {"app", 0x99}}));           // 1 frame: exclude
+  EXPECT_TRUE(Tagged(r, {{"app", 0x10}, {"app", 0x20}, {"x", 1}}));  // 2 frames: include
   EXPECT_FALSE(Tagged(r, {{"app", 0x10}, {"app", 0x20}, {"libc.so.6", 0x30}}));  // 3: exclude
   EXPECT_FALSE(Tagged(r, {{"app", 0x50}}));  // include and exclude of one length: exclude
 }
@@ -159,10 +159,10 @@ TEST(Rules, BuildIdMismatchIsReportedOncePerModule) {
       &found);
   ASSERT_FALSE(found.name.empty()) << "libc has no build-id here";
   RuleSet r;
-  EXPECT_EQ(Parse(&r, "module " + found.name + " build-id 00ff path /x\n" + "module " +
-                          found.name + " build-id 00fe path /x\n" +
-                          "module not-loaded.so build-id 00 path /y\n"),
-            "");
+  EXPECT_EQ(
+      Parse(&r, "module " + found.name + " build-id 00ff path /x\n" + "module " + found.name +
+                    " build-id 00fe path /x\n" + "module not-loaded.so build-id 00 path /y\n"),
+      "");
   testing::internal::CaptureStderr();
   EXPECT_EQ(r.CheckBuildIds("app.rules"), 1);
   const std::string err = testing::internal::GetCapturedStderr();
