@@ -19,7 +19,7 @@ namespace pmalloc::internal {
 const char* const kDefaultWrappers[] = {
     // nginx
     "ngx_alloc", "ngx_calloc", "ngx_palloc", "ngx_pnalloc", "ngx_pcalloc", "ngx_palloc_small",
-    "ngx_palloc_large", "ngx_pmemalign", "ngx_memalign", "ngx_pstrdup",
+    "ngx_palloc_large", "ngx_pmemalign", "ngx_memalign", "ngx_pstrdup", "ngx_create_pool",
     // redis
     "zmalloc", "zcalloc", "zrealloc", "ztrymalloc_usable", "ztrycalloc_usable",
     "ztryrealloc_usable", "zmalloc_usable", "zcalloc_usable", "zrealloc_usable", "zstrdup",
