@@ -8,6 +8,7 @@
 #   exclude  the rules line a report printed, put in a rules file, leaves that site writable
 #            in the next run (offsets stable across runs under ASLR); other sites stay locked
 #   wrappers frames of wrappers are skipped: built-in (xmalloc), wrappers:, `wrapper` lines
+#   kernelwrite  read() into a locked tagged block: the EFAULT report has the site too
 #   realloc  realloc of a locked tagged block moves it, free of one is fine, the program
 #            goes on; the explicit API's realloc keeps EPERM
 #   badrules a garbage rules file: one line per bad line naming file:line:value, the rest
@@ -89,6 +90,15 @@ case $mode in
     has "^pmalloc:   allocated at [^(]+\(alloc_c < build < "
     run $conf write S || fail "probe failed"
     has "^pmalloc:   allocated at [^(]+\(alloc_s < build < "  # strdup skipped
+    ;;
+  kernelwrite)
+    run $conf read
+    [ $? = 139 ] || fail "not killed by SIGSEGV"
+    has "^pmalloc: read\(\) failed with EFAULT: the kernel cannot write to protected pool 'default'"
+    has "^pmalloc:   allocated at [^(]+\(alloc_b < build < "
+    has "^exclude $base\+0x[0-9a-f]+ $base\+0x[0-9a-f]+ [^ ]+\+0x[0-9a-f]+  # alloc_b < build"
+    has "^pmalloc: SUMMARY kernel-write-to-locked via=read pool=default addr=0x[0-9a-f]+ block=0x[0-9a-f]+\+0 size=64 site=$base\+0x[0-9a-f]+,[^ ]+ pc=0x[0-9a-f]+ tid=[0-9]+$"
+    hasnt "^read returned"
     ;;
   realloc)
     run $conf realloc || fail "probe failed (status $?)"

@@ -101,6 +101,13 @@ int main(int argc, char **argv) {
     for (int i = 0; i < NBLOCKS; ++i) {
       if (strcmp(argv[2], names[i]) == 0) child_write(i);
     }
+  } else if (argc >= 2 && strcmp(argv[1], "read") == 0) {
+    /* The kernel cannot write a locked block: read() fails with EFAULT, pmalloc reports. */
+    int fds[2];
+    if (pipe(fds) != 0 || write(fds[1], "data", 4) != 4) return 3;
+    fflush(stdout);
+    ssize_t n = read(fds[0], blocks[B], 4);
+    printf("read returned %zd\n", n);
   } else if (argc >= 2 && strcmp(argv[1], "realloc") == 0) {
     char *old = blocks[A];
     char *r = realloc(old, 4096);
