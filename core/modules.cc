@@ -12,6 +12,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/internal/spinlock.h"
+#include "absl/base/thread_annotations.h"
 #include "core/platform.h"
 
 namespace pmalloc::internal {
@@ -313,6 +314,9 @@ bool AddWrapper(const char* symbol, size_t len) {
   ResolveWrappers();
   return true;
 }
+
+void LockModulesForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { build_lock.Lock(); }
+void UnlockModulesAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { build_lock.Unlock(); }
 
 bool InWrapper(uintptr_t pc) {
   const int n = wrapper_range_count.load(std::memory_order_acquire);

@@ -58,6 +58,12 @@ bool AddWrapper(const char* symbol, size_t len);
 // True for a return address inside a resolved wrapper function. Async-signal-safe.
 bool InWrapper(uintptr_t pc);
 
+// fork(): the table's build lock is taken before and released after in both processes, so
+// a child never inherits it held (core/sites.cc's fork handlers call these, after taking
+// the interning lock: that is the lock order).
+void LockModulesForFork();
+void UnlockModulesAfterFork();
+
 // The built-in wrapper names, for the docs and tests.
 extern const char* const kDefaultWrappers[];
 extern const size_t kDefaultWrapperCount;

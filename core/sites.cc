@@ -1,10 +1,12 @@
 #include "core/sites.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <unwind.h>
 
 #include "absl/base/attributes.h"
 #include "absl/base/internal/spinlock.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/debugging/symbolize.h"
 #include "core/modules.h"
 #include "core/platform.h"
@@ -198,6 +200,20 @@ struct Out {
     return len;
   }
 };
+
+// fork(): no lock of the sites or the module table is inherited held. The interning lock
+// first: its holder may take the module table's lock (the classifier resolves modules).
+void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  intern_lock.Lock();
+  LockModulesForFork();
+}
+void UnlockAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  UnlockModulesAfterFork();
+  intern_lock.Unlock();
+}
+__attribute__((constructor)) void InstallForkHandlers() {
+  pthread_atfork(LockForFork, UnlockAfterFork, UnlockAfterFork);
+}
 
 }  // namespace
 
