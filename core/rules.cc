@@ -364,7 +364,7 @@ bool RulesTagSite(const Site& site) {
     if (FindModule(site.pc[i], &m)) {
       frames[i] = {m.name, site.pc[i] - m.base};
     } else {
-      frames[i] = {"", site.pc[i]};
+      frames[i] = {"?", site.pc[i]};  // as FormatSite writes it
     }
   }
   return rules->Tagged(frames, site.depth);

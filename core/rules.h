@@ -28,7 +28,7 @@ namespace pmalloc::internal {
 
 // One frame of a site in the form rules name it.
 struct FrameRef {
-  const char* module;  // file name of the module's real path; "" when unknown
+  const char* module;  // file name of the module's real path; "?" when unknown
   uintptr_t offset;    // from the module's load base
 };
 

@@ -325,6 +325,7 @@ size_t FormatSite(const Site& site, char* buf, size_t n) {
       o.Str("+");
       o.Hex(site.pc[i] - m.base);
     } else {
+      o.Str("?+");  // in no known module (JIT code): parseable, matches only itself
       o.Hex(site.pc[i]);
     }
   }

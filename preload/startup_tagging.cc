@@ -153,7 +153,12 @@ __attribute__((constructor(102))) void BeginStartupTagging() {
     }
     return;
   }
-  if (c.disable) return;  // pools are plain jemalloc memory: nothing to tag for
+  if (c.disable) {  // pools are plain jemalloc memory: nothing to tag for
+    LogLine line;
+    line.Str("pmalloc: PMALLOC_CONF: tag:startup ignored under disable:true");
+    line.Emit();
+    return;
+  }
   InitModules();
   AddConfiguredWrappers(c.wrappers.names);
   if (c.rules.path[0] != '\0') LoadRules(c.rules.path, c.learn != LearnMode::kOff);
