@@ -40,6 +40,10 @@ bool FindModule(uintptr_t pc, ModuleInfo* out);
 // The module named `name` (file name of its real path), from the published table.
 bool ModuleNamed(const char* name, ModuleInfo* out);
 
+// The dynamic loader's module name (file name of the real path of the executable's
+// PT_INTERP, "ld-linux-x86-64.so.2"), "" for a static executable. After InitModules.
+const char* LoaderName();
+
 // Visits every known module with (name, build_id_hex, path).
 void ForEachModule(void (*fn)(const char* name, const char* build_id, const char* path, void* arg),
                    void* arg);

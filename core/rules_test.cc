@@ -87,6 +87,20 @@ TEST(Rules, ModuleRules) {
   EXPECT_FALSE(Tagged(both, {{"app", 0x10}}));  // exclude-module before tag-module
 }
 
+TEST(Rules, TheLoadersSitesAreUntaggedUnlessARuleSaysSo) {
+  const char* ld = "ld-linux-x86-64.so.2";
+  RuleSet none;
+  EXPECT_FALSE(none.Tagged(std::vector<FrameRef>{{ld, 0x10}}.data(), 1, ld));
+  EXPECT_TRUE(none.Tagged(std::vector<FrameRef>{{"app", 0x10}, {ld, 0x10}}.data(), 2, ld));
+  RuleSet r;
+  EXPECT_EQ(Parse(&r, std::string("include ") + ld + "+0x10\n"), "");
+  EXPECT_TRUE(r.Tagged(std::vector<FrameRef>{{ld, 0x10}}.data(), 1, ld));
+  EXPECT_FALSE(r.Tagged(std::vector<FrameRef>{{ld, 0x20}}.data(), 1, ld));
+  RuleSet m;
+  EXPECT_EQ(Parse(&m, std::string("tag-module ") + ld + "\n"), "");
+  EXPECT_TRUE(m.Tagged(std::vector<FrameRef>{{ld, 0x20}}.data(), 1, ld));
+}
+
 TEST(Rules, BadLinesNameFileLineAndValueAndAreIgnored) {
   RuleSet r;
   int bad = 0;

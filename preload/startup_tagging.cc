@@ -162,6 +162,7 @@ __attribute__((constructor(102))) void BeginStartupTagging() {
   InitModules();
   AddConfiguredWrappers(c.wrappers.names);
   if (c.rules.path[0] != '\0') LoadRules(c.rules.path, c.learn != LearnMode::kOff);
+  SetSiteClassifier(RulesTagSite);  // also without a file: the loader's sites stay untagged
   startup_pool = Registry::DefaultPool();
   if (startup_pool == nullptr) {
     LogLine line;

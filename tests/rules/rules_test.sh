@@ -7,7 +7,8 @@
 #   untagged without tag:startup nothing is tagged (the control)
 #   exclude  the rules line a report printed, put in a rules file, leaves that site writable
 #            in the next run (offsets stable across runs under ASLR); other sites stay locked
-#   wrappers frames of wrappers are skipped: built-in (xmalloc), wrappers:, `wrapper` lines
+#   wrappers frames of wrappers are skipped: built-in (xmalloc), wrappers:, `wrapper` lines;
+#            a module dlopen'ed at start-up names its sites (PROBE_DL: its path)
 #   kernelwrite  read() into a locked tagged block: the EFAULT report has the site too
 #   realloc  realloc of a locked tagged block moves it, free of one is fine, the program
 #            goes on; the explicit API's realloc keeps EPERM
@@ -37,7 +38,7 @@ conf=tag:startup,lockdown:main
 case $mode in
   locked)
     run $conf write A || fail "probe failed"
-    for b in A B W C S T; do has "^$b pool=default protected=1$"; done
+    for b in A B W C S T D; do has "^$b pool=default protected=1$"; done
     has "^late pool=none$"
     has "^write A: killed by signal 11$"
     has "^pmalloc: write to protected pool 'default' at 0x[0-9a-f]+ \(allocation 0x[0-9a-f]+\+1, 48 bytes, live\)"
@@ -49,7 +50,7 @@ case $mode in
     ;;
   untagged)
     run lockdown:main write A || fail "probe failed"
-    for b in A B W C S T; do has "^$b pool=none protected=0$"; done
+    for b in A B W C S T D; do has "^$b pool=none protected=0$"; done
     has "^write A: exit 0$"
     ;;
   exclude)
@@ -90,6 +91,10 @@ case $mode in
     has "^pmalloc:   allocated at [^(]+\(alloc_c < build < "
     run $conf write S || fail "probe failed"
     has "^pmalloc:   allocated at [^(]+\(alloc_s < build < "  # strdup skipped
+    # A module dlopen'ed after the table was built: rebuilt, named by its file name.
+    [ -n "${PROBE_DL:-}" ] || fail "PROBE_DL not set"
+    run $conf write D || fail "probe failed"
+    has "^pmalloc:   allocated at $(basename "$PROBE_DL")\+0x[0-9a-f]+ $base\+0x[0-9a-f]+ [^(]+\(probe_dl_alloc < build < "
     ;;
   kernelwrite)
     run $conf read

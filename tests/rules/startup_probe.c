@@ -26,8 +26,8 @@ __attribute__((noinline, visibility("default"))) void *my_alloc(size_t n) {
   return p;
 }
 
-enum { A, B, W, C, S, T, NBLOCKS };
-static const char *const names[NBLOCKS] = {"A", "B", "W", "C", "S", "T"};
+enum { A, B, W, C, S, T, D, NBLOCKS };
+static const char *const names[NBLOCKS] = {"A", "B", "W", "C", "S", "T", "D"};
 static char *blocks[NBLOCKS];
 static void *api_block;
 
@@ -52,6 +52,11 @@ __attribute__((constructor)) static void build(void) {
   pthread_t t;
   pthread_create(&t, NULL, thread_main, NULL);
   pthread_join(t, NULL);
+  /* A library loaded now (PROBE_DL: its path) allocates: its site names it. */
+  const char *dl = getenv("PROBE_DL");
+  void *h = dl != NULL ? dlopen(dl, RTLD_NOW) : NULL;
+  char *(*dl_alloc)(void) = h != NULL ? (char *(*)(void))dlsym(h, "probe_dl_alloc") : NULL;
+  blocks[D] = dl_alloc != NULL ? dl_alloc() : malloc(72);
   struct pmalloc_pool *(*create)(const char *, size_t, unsigned, unsigned) =
       (struct pmalloc_pool * (*)(const char *, size_t, unsigned, unsigned))
           dlsym(RTLD_DEFAULT, "pmalloc_create_pool");
