@@ -244,16 +244,12 @@ void DescribeTarget(LogLine& line, void* fault, bool in_window, const Registry::
 // machine-readable SUMMARY line (docs/fault-reports.md). `kind` is "write-to-locked" or
 // "kernel-write-to-locked", `via` the system call (or nullptr), `pc` the faulting
 // instruction or the caller of the system call. Nothing for other blocks.
-void ReportSite(const char* kind, const char* via, const void* fault, uintptr_t pc,
-                bool symbolize) {
-  uintptr_t start = 0;
-  size_t size = 0;
-  bool live = false;
-  const Area* a = Window::AreaOf(fault);
-  if (a == nullptr || !Pool::FindBlock(fault, &start, &size, &live)) return;
-  const SiteId id = BlockSite(reinterpret_cast<const void*>(start));
-  const Site* site = SiteById(id);
-  if (site == nullptr) return;
+// Out of line: its buffers take stack only when there is a site to report (alternate
+// stacks are small).
+__attribute__((noinline)) void ReportSiteOf(const char* kind, const char* via, const void* fault,
+                                            uintptr_t pc, bool symbolize, const Area* a,
+                                            uintptr_t start, size_t size, SiteId id,
+                                            const Site* site) {
   char where[192];
   FormatSite(*site, where, sizeof(where));
   char symbols[320] = "?";
@@ -310,6 +306,19 @@ void ReportSite(const char* kind, const char* via, const void* fault, uintptr_t 
   }
   line.Str(" pc=").Hex(pc).Str(" tid=").Dec(tid);
   line.Emit();
+}
+
+void ReportSite(const char* kind, const char* via, const void* fault, uintptr_t pc,
+                bool symbolize) {
+  uintptr_t start = 0;
+  size_t size = 0;
+  bool live = false;
+  const Area* a = Window::AreaOf(fault);
+  if (a == nullptr || !Pool::FindBlock(fault, &start, &size, &live)) return;
+  const SiteId id = BlockSite(reinterpret_cast<const void*>(start));
+  if (const Site* site = SiteById(id)) {
+    ReportSiteOf(kind, via, fault, pc, symbolize, a, start, size, id, site);
+  }
 }
 
 void Report(int sig, const siginfo_t* info, const void* ucontext) {

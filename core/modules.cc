@@ -12,6 +12,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/internal/spinlock.h"
+#include "absl/base/thread_annotations.h"
 #include "core/platform.h"
 
 namespace pmalloc::internal {
@@ -19,7 +20,7 @@ namespace pmalloc::internal {
 const char* const kDefaultWrappers[] = {
     // nginx
     "ngx_alloc", "ngx_calloc", "ngx_palloc", "ngx_pnalloc", "ngx_pcalloc", "ngx_palloc_small",
-    "ngx_palloc_large", "ngx_pmemalign", "ngx_memalign", "ngx_pstrdup",
+    "ngx_palloc_large", "ngx_pmemalign", "ngx_memalign", "ngx_pstrdup", "ngx_create_pool",
     // redis
     "zmalloc", "zcalloc", "zrealloc", "ztrymalloc_usable", "ztrycalloc_usable",
     "ztryrealloc_usable", "zmalloc_usable", "zcalloc_usable", "zrealloc_usable", "zstrdup",
@@ -63,6 +64,7 @@ ABSL_CONST_INIT SpinLock build_lock(absl::kConstInit, absl::base_internal::SCHED
 ABSL_CONST_INIT std::atomic<Table*> table{nullptr};
 ABSL_CONST_INIT int tables_built = 0;  // guarded by build_lock
 ABSL_CONST_INIT char exe_path[PATH_MAX] = {};
+ABSL_CONST_INIT char loader_name[256] = {};
 ABSL_CONST_INIT std::atomic<bool> inited{false};
 ABSL_CONST_INIT std::atomic<uintptr_t> own_lo{0};
 ABSL_CONST_INIT std::atomic<uintptr_t> own_hi{0};
@@ -138,6 +140,15 @@ int AddModule(dl_phdr_info* info, size_t, void* arg) {
   char real[PATH_MAX];
   if (path == nullptr || path[0] == '\0') {
     path = exe_path[0] != '\0' ? exe_path : "?";
+    for (int i = 0; t->count == 0 && i < info->dlpi_phnum; ++i) {  // the loader's name
+      const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+      if (ph.p_type != PT_INTERP) continue;
+      const char* interp = reinterpret_cast<const char*>(info->dlpi_addr + ph.p_vaddr);
+      const char* r = realpath(interp, real) != nullptr ? real : interp;
+      const char* s = strrchr(r, '/');
+      s = s != nullptr ? s + 1 : r;
+      if (strlen(s) < sizeof(loader_name)) memcpy(loader_name, s, strlen(s) + 1);
+    }
   } else if (path[0] == '/' && realpath(path, real) != nullptr) {
     path = real;
   }
@@ -274,6 +285,8 @@ bool FindModule(uintptr_t pc, ModuleInfo* out) {
   return Lookup(table.load(std::memory_order_relaxed), pc, out);
 }
 
+const char* LoaderName() { return loader_name; }
+
 bool ModuleNamed(const char* name, ModuleInfo* out) {
   const Table* t = table.load(std::memory_order_acquire);
   if (t == nullptr) return false;
@@ -313,6 +326,9 @@ bool AddWrapper(const char* symbol, size_t len) {
   ResolveWrappers();
   return true;
 }
+
+void LockModulesForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { build_lock.Lock(); }
+void UnlockModulesAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { build_lock.Unlock(); }
 
 bool InWrapper(uintptr_t pc) {
   const int n = wrapper_range_count.load(std::memory_order_acquire);

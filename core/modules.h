@@ -40,6 +40,10 @@ bool FindModule(uintptr_t pc, ModuleInfo* out);
 // The module named `name` (file name of its real path), from the published table.
 bool ModuleNamed(const char* name, ModuleInfo* out);
 
+// The dynamic loader's module name (file name of the real path of the executable's
+// PT_INTERP, "ld-linux-x86-64.so.2"), "" for a static executable. After InitModules.
+const char* LoaderName();
+
 // Visits every known module with (name, build_id_hex, path).
 void ForEachModule(void (*fn)(const char* name, const char* build_id, const char* path, void* arg),
                    void* arg);
@@ -57,6 +61,12 @@ bool AddWrapper(const char* symbol, size_t len);
 
 // True for a return address inside a resolved wrapper function. Async-signal-safe.
 bool InWrapper(uintptr_t pc);
+
+// fork(): the table's build lock is taken before and released after in both processes, so
+// a child never inherits it held (core/sites.cc's fork handlers call these, after taking
+// the interning lock: that is the lock order).
+void LockModulesForFork();
+void UnlockModulesAfterFork();
 
 // The built-in wrapper names, for the docs and tests.
 extern const char* const kDefaultWrappers[];

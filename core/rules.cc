@@ -189,8 +189,8 @@ int RuleSet::Parse(const char* text, size_t len, const char* file) {
         Token module;
         uintptr_t offset;
         if (!ParseFrame(tok[i], &module, &offset)) {
-          BadLine(file, lineno, "malformed site frame (want module+0xOFFSET)", tok[i].p,
-                  tok[i].n, "rule ignored");
+          BadLine(file, lineno, "malformed site frame (want module+0xOFFSET)", tok[i].p, tok[i].n,
+                  "rule ignored");
           ok = false;
           break;
         }
@@ -248,7 +248,7 @@ int RuleSet::Parse(const char* text, size_t len, const char* file) {
   return bad;
 }
 
-bool RuleSet::Tagged(const FrameRef* frames, int n) const {
+bool RuleSet::Tagged(const FrameRef* frames, int n, const char* untagged_module) const {
   int best = 0;
   bool best_include = false;
   bool module_exclude = false;
@@ -261,7 +261,8 @@ bool RuleSet::Tagged(const FrameRef* frames, int n) const {
         if (r.frames > n || r.frames < best) break;
         bool match = true;
         for (int i = 0; i < r.frames && match; ++i) {
-          match = frames[i].offset == r.offset[i] && strcmp(frames[i].module, Str(r.module[i])) == 0;
+          match =
+              frames[i].offset == r.offset[i] && strcmp(frames[i].module, Str(r.module[i])) == 0;
         }
         if (!match) break;
         if (r.frames > best) {
@@ -285,6 +286,9 @@ bool RuleSet::Tagged(const FrameRef* frames, int n) const {
   if (best > 0) return best_include;
   if (module_exclude) return false;
   if (module_tag) return true;
+  if (n > 0 && untagged_module[0] != '\0' && strcmp(frames[0].module, untagged_module) == 0) {
+    return false;
+  }
   return !has_tag_module_;
 }
 
@@ -356,17 +360,20 @@ void LoadRules(const char* path, bool missing_ok) {
 
 bool RulesTagSite(const Site& site) {
   const RuleSet* rules = global_rules;
-  if (rules == nullptr) return true;
   FrameRef frames[kSiteFrames];
   for (int i = 0; i < site.depth && i < kSiteFrames; ++i) {
     ModuleInfo m;
     if (FindModule(site.pc[i], &m)) {
       frames[i] = {m.name, site.pc[i] - m.base};
     } else {
-      frames[i] = {"", site.pc[i]};
+      frames[i] = {"?", site.pc[i]};  // as FormatSite writes it
     }
   }
-  return rules->Tagged(frames, site.depth);
+  if (rules == nullptr) {  // no rules file: only the loader's own allocations stay untagged
+    return !(site.depth > 0 && LoaderName()[0] != '\0' &&
+             strcmp(frames[0].module, LoaderName()) == 0);
+  }
+  return rules->Tagged(frames, site.depth, LoaderName());
 }
 
 }  // namespace pmalloc::internal

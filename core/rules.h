@@ -8,6 +8,7 @@
 //                           tag-module line is given, sites in other modules are not
 //   wrapper SYMBOL          one more wrapper function whose frames sites skip
 //   module NAME build-id HEX path PATH   the module a learn run saw (checked at load)
+// Allocations made by the dynamic loader itself are not tagged by default (see Tagged).
 // SITE is 1 to kSiteFrames frames `module+0xOFFSET`, innermost first, separated by spaces;
 // a rule of k frames matches every site whose first k frames equal it. The most specific
 // (longest) matching site rule wins; between an exclude and an include of the same length,
@@ -28,7 +29,7 @@ namespace pmalloc::internal {
 
 // One frame of a site in the form rules name it.
 struct FrameRef {
-  const char* module;  // file name of the module's real path; "" when unknown
+  const char* module;  // file name of the module's real path; "?" when unknown
   uintptr_t offset;    // from the module's load base
 };
 
@@ -43,8 +44,11 @@ class RuleSet {
   // the number of bad lines.
   int Parse(const char* text, size_t len, const char* file);
 
-  // Whether a site with these frames (innermost first) is tagged.
-  bool Tagged(const FrameRef* frames, int n) const;
+  // Whether a site with these frames (innermost first) is tagged. A site whose first frame
+  // is in module `untagged_module` (the dynamic loader: its link maps are written by later
+  // dlopen, dlsym and TLS set-up) is not tagged unless a site rule or a module rule of the
+  // file says otherwise.
+  bool Tagged(const FrameRef* frames, int n, const char* untagged_module = "") const;
 
   int size() const { return count_; }
   // The wrapper lines, for the caller to add (core/modules.h AddWrapper).
@@ -85,8 +89,8 @@ class RuleSet {
 // leaves no rules: every site is tagged. Call once, at start-up, before tagging begins.
 void LoadRules(const char* path, bool missing_ok);
 
-// The decision for `site` under the global rules (every site is tagged when none were
-// loaded). Resolves modules with FindModule; not async-signal-safe.
+// The decision for `site` under the global rules (when none were loaded, every site but
+// the dynamic loader's is tagged). Resolves modules with FindModule; not async-signal-safe.
 bool RulesTagSite(const Site& site);
 
 }  // namespace pmalloc::internal

@@ -65,8 +65,8 @@ TEST(Rules, MostSpecificWinsExcludeWinsTies) {
                   "include app+0x50\n"
                   "exclude app+0x50\n"),
             "");
-  EXPECT_FALSE(Tagged(r, {{"app", 0x10}, {"app", 0x99}}));            // 1 frame: exclude
-  EXPECT_TRUE(Tagged(r, {{"app", 0x10}, {"app", 0x20}, {"x", 1}}));   // 2 frames: include
+  EXPECT_FALSE(Tagged(r, {{"app", 0x10}, {"app", 0x99}}));           // 1 frame: exclude
+  EXPECT_TRUE(Tagged(r, {{"app", 0x10}, {"app", 0x20}, {"x", 1}}));  // 2 frames: include
   EXPECT_FALSE(Tagged(r, {{"app", 0x10}, {"app", 0x20}, {"libc.so.6", 0x30}}));  // 3: exclude
   EXPECT_FALSE(Tagged(r, {{"app", 0x50}}));  // include and exclude of one length: exclude
 }
@@ -85,6 +85,20 @@ TEST(Rules, ModuleRules) {
   RuleSet both;
   EXPECT_EQ(Parse(&both, "tag-module app\nexclude-module app\n"), "");
   EXPECT_FALSE(Tagged(both, {{"app", 0x10}}));  // exclude-module before tag-module
+}
+
+TEST(Rules, TheLoadersSitesAreUntaggedUnlessARuleSaysSo) {
+  const char* ld = "ld-linux-x86-64.so.2";
+  RuleSet none;
+  EXPECT_FALSE(none.Tagged(std::vector<FrameRef>{{ld, 0x10}}.data(), 1, ld));
+  EXPECT_TRUE(none.Tagged(std::vector<FrameRef>{{"app", 0x10}, {ld, 0x10}}.data(), 2, ld));
+  RuleSet r;
+  EXPECT_EQ(Parse(&r, std::string("include ") + ld + "+0x10\n"), "");
+  EXPECT_TRUE(r.Tagged(std::vector<FrameRef>{{ld, 0x10}}.data(), 1, ld));
+  EXPECT_FALSE(r.Tagged(std::vector<FrameRef>{{ld, 0x20}}.data(), 1, ld));
+  RuleSet m;
+  EXPECT_EQ(Parse(&m, std::string("tag-module ") + ld + "\n"), "");
+  EXPECT_TRUE(m.Tagged(std::vector<FrameRef>{{ld, 0x20}}.data(), 1, ld));
 }
 
 TEST(Rules, BadLinesNameFileLineAndValueAndAreIgnored) {
@@ -159,10 +173,10 @@ TEST(Rules, BuildIdMismatchIsReportedOncePerModule) {
       &found);
   ASSERT_FALSE(found.name.empty()) << "libc has no build-id here";
   RuleSet r;
-  EXPECT_EQ(Parse(&r, "module " + found.name + " build-id 00ff path /x\n" + "module " +
-                          found.name + " build-id 00fe path /x\n" +
-                          "module not-loaded.so build-id 00 path /y\n"),
-            "");
+  EXPECT_EQ(
+      Parse(&r, "module " + found.name + " build-id 00ff path /x\n" + "module " + found.name +
+                    " build-id 00fe path /x\n" + "module not-loaded.so build-id 00 path /y\n"),
+      "");
   testing::internal::CaptureStderr();
   EXPECT_EQ(r.CheckBuildIds("app.rules"), 1);
   const std::string err = testing::internal::GetCapturedStderr();
@@ -278,7 +292,7 @@ TEST(Sites, TextForms) {
   char buf[256];
   FormatSite(s, buf, sizeof(buf));
   char want[256];
-  snprintf(want, sizeof(want), "%s+0x%lx 0x10", m.name, static_cast<unsigned long>(pc - m.base));
+  snprintf(want, sizeof(want), "%s+0x%lx ?+0x10", m.name, static_cast<unsigned long>(pc - m.base));
   EXPECT_STREQ(buf, want);
   FormatSymbols(s, buf, sizeof(buf));
   EXPECT_NE(strstr(buf, "MakeSite"), nullptr) << buf;

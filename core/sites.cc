@@ -1,10 +1,12 @@
 #include "core/sites.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <unwind.h>
 
 #include "absl/base/attributes.h"
 #include "absl/base/internal/spinlock.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/debugging/symbolize.h"
 #include "core/modules.h"
 #include "core/platform.h"
@@ -96,9 +98,11 @@ uint32_t Probe(const SiteTable* t, const Site& s, uint32_t* slot) {
 
 // --- block -> site -------------------------------------------------------------------
 // Generations of open-addressing tables, each twice the size of the one before; a new one
-// is opened when the newest is half full. Keys are never removed (Forget zeroes the site),
-// so a lock-free reader never sees a key move. An address recorded again after it was
-// forgotten (the pool reuses freed blocks before lockdown) finds its old slot.
+// is opened when the newest is half full, and records go to the newest. Keys are never
+// removed (Forget zeroes the site in every generation), so a lock-free reader never sees a
+// key move; an address recorded again after it was forgotten (the pool reuses freed blocks
+// before lockdown) may have zeroed slots in older generations, and lookups return the
+// newest non-zero one.
 constexpr int kMaxGens = 20;
 constexpr size_t kFirstGenSlots = size_t{1} << 15;
 constexpr int kMaxProbe = 64;
@@ -197,6 +201,20 @@ struct Out {
   }
 };
 
+// fork(): no lock of the sites or the module table is inherited held. The interning lock
+// first: its holder may take the module table's lock (the classifier resolves modules).
+void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  intern_lock.Lock();
+  LockModulesForFork();
+}
+void UnlockAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  UnlockModulesAfterFork();
+  intern_lock.Unlock();
+}
+__attribute__((constructor)) void InstallForkHandlers() {
+  pthread_atfork(LockForFork, UnlockAfterFork, UnlockAfterFork);
+}
+
 }  // namespace
 
 bool CaptureSite(Site* out) {
@@ -258,13 +276,8 @@ void RecordBlockSite(const void* block, SiteId id) {
   const auto key = reinterpret_cast<uintptr_t>(block);
   if (key == 0 || id == 0) return;
   any_recorded.store(true, std::memory_order_relaxed);
-  for (int g = gen_count.load(std::memory_order_acquire) - 1; g >= 0; --g) {
-    BlockGen* t = gens[g].load(std::memory_order_acquire);
-    if (BlockSlot* s = FindSlot(t, key)) {  // an address recorded before (reused block)
-      s->site.store(id, std::memory_order_release);
-      return;
-    }
-  }
+  // Into the newest generation only: an older slot of the same address (a reused block)
+  // was zeroed by ForgetBlockSite, and lookups take the newest non-zero entry.
   for (;;) {
     const int n = gen_count.load(std::memory_order_acquire);
     BlockGen* t = n == 0 ? nullptr : gens[n - 1].load(std::memory_order_acquire);
@@ -312,6 +325,7 @@ size_t FormatSite(const Site& site, char* buf, size_t n) {
       o.Str("+");
       o.Hex(site.pc[i] - m.base);
     } else {
+      o.Str("?+");  // in no known module (JIT code): parseable, matches only itself
       o.Hex(site.pc[i]);
     }
   }

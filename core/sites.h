@@ -70,8 +70,9 @@ SiteId BlockSite(const void* block);
 
 // Text form, async-signal-safe, no malloc: "nginx+0x4a1b2 nginx+0x3c0d0 libc.so.6+0x2f110"
 // (module = file name of the real path of the object, offset from its load base; frames
-// separated by one space, innermost first). Returns bytes written (NUL-terminated, truncated
-// to n). FormatSymbols writes "ngx_palloc < ngx_array_create < main" (symbols when known,
+// separated by one space, innermost first; a frame in no known module is "?+0xPC"). Returns bytes
+// written (NUL-terminated, truncated to n). FormatSymbols writes "ngx_palloc < ngx_array_create <
+// main" (symbols when known,
 // "?" otherwise), the `# comment` of a rules line.
 size_t FormatSite(const Site& site, char* buf, size_t n);
 size_t FormatSymbols(const Site& site, char* buf, size_t n);

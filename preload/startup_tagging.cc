@@ -153,10 +153,16 @@ __attribute__((constructor(102))) void BeginStartupTagging() {
     }
     return;
   }
-  if (c.disable) return;  // pools are plain jemalloc memory: nothing to tag for
+  if (c.disable) {  // pools are plain jemalloc memory: nothing to tag for
+    LogLine line;
+    line.Str("pmalloc: PMALLOC_CONF: tag:startup ignored under disable:true");
+    line.Emit();
+    return;
+  }
   InitModules();
   AddConfiguredWrappers(c.wrappers.names);
   if (c.rules.path[0] != '\0') LoadRules(c.rules.path, c.learn != LearnMode::kOff);
+  SetSiteClassifier(RulesTagSite);  // also without a file: the loader's sites stay untagged
   startup_pool = Registry::DefaultPool();
   if (startup_pool == nullptr) {
     LogLine line;
