@@ -18,17 +18,6 @@
 
 namespace {
 
-// TSan counts protect:shared's mmap over an area as a write (tests/core/race_test.cc):
-// under TSan this runs only in the protect:mprotect entry.
-#if defined(__SANITIZE_THREAD__)
-#define SKIP_UNDER_TSAN()                                            \
-  if (getenv("PMALLOC_CONF") == nullptr ||                           \
-      strstr(getenv("PMALLOC_CONF"), "protect:mprotect") == nullptr) \
-  GTEST_SKIP() << "TSan reports any access racing protect:shared's remap"
-#else
-#define SKIP_UNDER_TSAN() (void)0
-#endif
-
 bool Filled(const void* p, char c, size_t n) {
   const char* s = static_cast<const char*>(p);
   for (size_t i = 0; i < n; ++i) {
@@ -39,7 +28,6 @@ bool Filled(const void* p, char c, size_t n) {
 
 // Lockdowns at 200-1000 us intervals, as in issue 9's reproduction and race_test.cc.
 TEST(CompatConcurrency, CopiesRacingLockdown) {
-  SKIP_UNDER_TSAN();
   const std::string text(3000, 'k');
   std::atomic<bool> stop{false};
   std::atomic<int> bad{0};
