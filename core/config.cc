@@ -218,9 +218,49 @@ bool ParseLearn(Slice v, LearnMode* out) {
   return true;
 }
 
+bool ParseTag(Slice v, TagMode* out) {
+  if (v.Is("startup")) {
+    *out = TagMode::kStartup;
+  } else if (v.Is("off")) {
+    *out = TagMode::kOff;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// A non-empty path that fits ConfPath.
+bool ParsePath(Slice v, ConfPath* out) {
+  if (v.size() == 0 || v.size() >= ConfPath::kMax) return false;
+  memcpy(out->path, v.begin, v.size());
+  out->path[v.size()] = '\0';
+  return true;
+}
+
+// "a+b+c": symbol-name characters and '+'. Appends to earlier wrappers: entries.
+bool ParseNames(Slice v, ConfNames* out) {
+  if (v.size() == 0) return false;
+  for (const char* p = v.begin; p < v.end; ++p) {
+    const char c = *p;
+    if (!(c == '_' || c == '+' || c == '.' || c == '$' || (c >= '0' && c <= '9') ||
+          (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+      return false;
+    }
+  }
+  const size_t have = strlen(out->names);
+  const size_t need = have + (have != 0 ? 1 : 0) + v.size();
+  if (need >= ConfNames::kMax) return false;
+  char* dst = out->names + have;
+  if (have != 0) *dst++ = '+';
+  memcpy(dst, v.begin, v.size());
+  dst[v.size()] = '\0';
+  return true;
+}
+
 // The minimum a value must meet, for the message (only where a parser has one).
 const char* Requirement(Slice key) {
   if (key.Is("window")) return "want a size of at least 1G";
+  if (key.Is("rules")) return "want a path shorter than 512 bytes";
   return nullptr;
 }
 

@@ -51,6 +51,25 @@ struct LockdownTrigger {
 // not rewritten).
 enum class LearnMode : uint8_t { kOff, kOn, kPermissive };
 
+// tag: which allocations of unmodified programs go to the default lockable pool
+// (docs/rules.md). kStartup: every allocation from the library constructor until the
+// lockdown trigger, except what the rules file excludes.
+enum class TagMode : uint8_t { kOff, kStartup };
+
+// A file path given as a key's value (rules:/path): copied, NUL-terminated, no allocation.
+// Empty when the key is absent.
+struct ConfPath {
+  static constexpr size_t kMax = 512;
+  char path[kMax] = {};
+};
+
+// wrappers:NAME+NAME...: more wrapper functions whose frames a site skips (core/modules.h),
+// '+'-separated as given.
+struct ConfNames {
+  static constexpr size_t kMax = 1024;
+  char names[kMax] = {};
+};
+
 struct Config {
 #define PMALLOC_CONF_KEY(key, field, type, initial, parser, values, dflt, doc) type field = initial;
 #include "core/config_keys.def"

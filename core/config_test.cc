@@ -237,6 +237,25 @@ TEST(ConfigDocs, PreloadDocTableMatchesTheRows) {
                                      << GeneratedTable();
 }
 
+TEST(Config, TaggingKeysParse) {
+  Config c;
+  EXPECT_EQ(c.tag, TagMode::kOff);
+  EXPECT_STREQ(c.rules.path, "");
+  EXPECT_EQ(Parse("tag:startup,rules:/etc/pmalloc/app.rules,wrappers:my_alloc+my_dup,"
+                  "wrappers:other",
+                  &c),
+            "");
+  EXPECT_EQ(c.tag, TagMode::kStartup);
+  EXPECT_STREQ(c.rules.path, "/etc/pmalloc/app.rules");
+  EXPECT_STREQ(c.wrappers.names, "my_alloc+my_dup+other");  // accumulates
+  const std::string err = Parse("tag:everything,rules:,wrappers:a;b", &c);
+  EXPECT_NE(err.find("bad value for key 'tag' value 'everything'"), std::string::npos) << err;
+  EXPECT_NE(err.find("bad value for key 'rules' value ''"), std::string::npos) << err;
+  EXPECT_NE(err.find("bad value for key 'wrappers' value 'a;b'"), std::string::npos) << err;
+  EXPECT_EQ(c.tag, TagMode::kStartup);  // the earlier valid values stay
+  EXPECT_STREQ(c.rules.path, "/etc/pmalloc/app.rules");
+}
+
 // README's short table names each key once at least, and no key that does not exist.
 TEST(ConfigDocs, ReadmeNamesExactlyTheKeys) {
   const std::string readme = ReadFile(PMALLOC_SOURCE_DIR "/README.md");

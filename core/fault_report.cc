@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/registry.h"
+#include "core/sites.h"
 #include "core/window.h"
 
 namespace pmalloc::internal {
@@ -230,6 +232,88 @@ void DescribeTarget(LogLine& line, void* fault, bool in_window, const Registry::
   }
 }
 
+// For a rule-tagged block (tag:startup): where it was allocated, by which thread the write
+// came, the pool's state, the rules line that would leave that site untagged, and one
+// machine-readable SUMMARY line (docs/fault-reports.md). `kind` is "write-to-locked" or
+// "kernel-write-to-locked", `via` the system call (or nullptr), `pc` the faulting
+// instruction or the caller of the system call. Nothing for other blocks.
+// Out of line: its buffers take stack only when there is a site to report (alternate
+// stacks are small).
+__attribute__((noinline)) void ReportSiteOf(const char* kind, const char* via, const void* fault,
+                                            uintptr_t pc, bool symbolize, const Area* a,
+                                            uintptr_t start, size_t size, SiteId id,
+                                            const Site* site) {
+  char where[192];
+  FormatSite(*site, where, sizeof(where));
+  char symbols[320] = "?";
+  if (symbolize) FormatSymbols(*site, symbols, sizeof(symbols));
+  const auto tid = static_cast<uint64_t>(syscall(SYS_gettid));
+  {
+    LogLine line;
+    line.Str("pmalloc:   allocated at ").Str(where).Str(" (").Str(symbols);
+    line.Str(") while tag:startup tagged the start-up heap");
+    line.Emit();
+  }
+  {
+    const char* state = a->sealed.load(std::memory_order_relaxed)      ? "sealed"
+                        : !a->writable.load(std::memory_order_relaxed) ? "protected"
+                                                                       : "writable";
+    LogLine line;
+    line.Str("pmalloc:   thread ").Dec(tid).Str(" of pid ").Dec(static_cast<uint64_t>(getpid()));
+    line.Str("; pool '").Str(a->pool->name()).Str("' area ").Hex(a->base).Str("+");
+    line.Dec(a->size).Str(" ").Str(state);
+    line.Str(Registry::LockedDown() ? ", after lockdown" : ", before lockdown");
+    if (const SiteStats* st = StatsOf(id)) {
+      line.Str("; this site made ").Dec(st->allocs.load(std::memory_order_relaxed));
+      line.Str(" allocations, ").Dec(st->bytes.load(std::memory_order_relaxed)).Str(" bytes");
+    }
+    line.Emit();
+  }
+  {
+    LogLine line;
+    line.Str("pmalloc:   to leave this site writable, add this line to the rules file");
+    const char* rules = GetConfig().rules.path;
+    if (rules[0] != '\0') line.Str(" ").Str(rules);
+    line.Str(":");
+    line.Emit();
+  }
+  {
+    LogLine line;
+    line.Str("exclude ").Str(where).Str("  # ").Str(symbols);
+    line.Emit();
+  }
+  LogLine line;
+  line.Str("pmalloc: SUMMARY ").Str(kind);
+  if (via != nullptr) line.Str(" via=").Str(via);
+  line.Str(" pool=");
+  for (const char* n = a->pool->name(); *n != '\0'; ++n) {
+    const char c[2] = {*n == ' ' ? '_' : *n, '\0'};  // one token
+    line.Str(c);
+  }
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(fault);
+  line.Str(" addr=").Hex(addr).Str(" block=").Hex(start).Str("+").Dec(addr - start);
+  line.Str(" size=").Dec(size).Str(" site=");
+  for (size_t i = 0; where[i] != '\0'; ++i) {
+    const char c[2] = {where[i] == ' ' ? ',' : where[i], '\0'};
+    line.Str(c);
+  }
+  line.Str(" pc=").Hex(pc).Str(" tid=").Dec(tid);
+  line.Emit();
+}
+
+void ReportSite(const char* kind, const char* via, const void* fault, uintptr_t pc,
+                bool symbolize) {
+  uintptr_t start = 0;
+  size_t size = 0;
+  bool live = false;
+  const Area* a = Window::AreaOf(fault);
+  if (a == nullptr || !Pool::FindBlock(fault, &start, &size, &live)) return;
+  const SiteId id = BlockSite(reinterpret_cast<const void*>(start));
+  if (const Site* site = SiteById(id)) {
+    ReportSiteOf(kind, via, fault, pc, symbolize, a, start, size, id, site);
+  }
+}
+
 void Report(int sig, const siginfo_t* info, const void* ucontext) {
   const uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
   const bool in_window = Window::Contains(info->si_addr);
@@ -259,6 +343,10 @@ void Report(int sig, const siginfo_t* info, const void* ucontext) {
     line.Str(" called from ").Str(symbol).Str(" [").Hex(ret).Str("]");
   }
   line.Emit();
+  if (in_window && sig == SIGSEGV) {
+    ReportSite(AccessOf(ucontext)[0] == 'w' ? "write-to-locked" : "access-to-locked", nullptr,
+               info->si_addr, pc, symbolize);
+  }
 }
 
 struct sigaction DefaultAction() {
@@ -426,6 +514,7 @@ void DieOfKernelWrite(const char* via, const void* addr, uintptr_t caller) {
   }
   line.Str(" [").Hex(caller).Str("]");
   line.Emit();
+  if (in_window) ReportSite("kernel-write-to-locked", via, target, caller, RoomToSymbolize());
   // The course of a write fault: the program's SIGSEGV action (this handler chains to it),
   // else the default action. A program handler that returns does not save the process.
   sigset_t segv;

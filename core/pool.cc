@@ -10,6 +10,7 @@
 #include "core/fatal.h"
 #include "core/log.h"
 #include "core/platform.h"
+#include "core/sites.h"
 
 namespace pmalloc::internal {
 
@@ -270,6 +271,7 @@ void Pool::Free(const void* ptr, bool wipe) {
   } else {
     freed_after_protect_ += bytes;
   }
+  ForgetBlockSite(ptr);  // a rule-tagged block's site (one load when there are none)
 }
 
 size_t Pool::UsableSize(const void* ptr) {

@@ -166,7 +166,16 @@ int Registry::DestroyPool(Pool* pool) {
   return 0;
 }
 
+namespace {
+ABSL_CONST_INIT std::atomic<void (*)()> before_lockdown{nullptr};
+}  // namespace
+
+void Registry::SetBeforeLockdown(void (*fn)()) {
+  before_lockdown.store(fn, std::memory_order_release);
+}
+
 int Registry::Lockdown(unsigned flags) {
+  if (void (*fn)() = before_lockdown.load(std::memory_order_acquire)) fn();
   const bool seal = (flags & PMALLOC_LOCKDOWN_SEAL) != 0;
   int err = 0;
   SpinLockHolder h(&registry_lock);

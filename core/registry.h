@@ -19,7 +19,12 @@ class Registry {
   // Releases the pool's pages and unlinks it; -1 with errno (pool intact on EBUSY/EPERM).
   static int DestroyPool(Pool* pool);
   // Protects (and with PMALLOC_LOCKDOWN_SEAL seals) every non-MANUAL pool and range.
+  // Calls the before-lockdown hook first.
   static int Lockdown(unsigned flags);
+  // `fn` runs at the start of every Lockdown, before anything is protected and before the
+  // registry lock is taken (the libc face ends its start-up tagging there, tag:startup).
+  // Set once, at start-up; fn must be idempotent and thread-safe.
+  static void SetBeforeLockdown(void (*fn)());
   // Adds whole pages to the lockdown set (protected now if lockdown already ran). Any
   // number of ranges (ENOMEM only when no page can be mapped for more).
   static int RegisterRange(void* start, size_t len, const char* name);

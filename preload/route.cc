@@ -1,8 +1,12 @@
 #include "preload/route.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include <new>
+
+#include "core/pool.h"
+#include "core/sites.h"
 
 namespace pmalloc::internal::route {
 
@@ -17,6 +21,24 @@ void* TaggedCalloc(Pool* pool, size_t n, size_t size) noexcept {
     return nullptr;
   }
   return pool->Allocate(bytes, 0, true);
+}
+
+void* ReallocPoolBlock(void* p, size_t size) noexcept {
+  const SiteId site = BlockSite(p);  // 0 unless rule-tagged (one load when there are none)
+  if (site == 0 || size == 0) return PoolRealloc(p, size);
+  Area* a = Window::AreaOf(p);
+  if (a != nullptr && !a->writable.load(std::memory_order_acquire)) {
+    const size_t old_size = Pool::UsableSize(p);
+    if (old_size == 0 || size > kMaxObjectSize) return PoolRealloc(p, size);  // its errors
+    void* q = je.malloc.load(std::memory_order_relaxed)(size);
+    if (q == nullptr) return nullptr;  // ENOMEM; p untouched
+    memcpy(q, p, old_size < size ? old_size : size);
+    a->pool->Free(p);  // after protection: only un-accounted (and its site forgotten)
+    return q;
+  }
+  void* q = PoolRealloc(p, size);
+  if (q != nullptr && q != p) RecordBlockSite(q, site);
+  return q;
 }
 
 void* ReallocEdge(void* p, size_t size) noexcept {

@@ -31,6 +31,12 @@ namespace pmalloc::internal::route {
 // pool usable size are core/pool_pointer.h.
 void* TaggedAlloc(Pool* pool, size_t size, size_t align, bool zero) noexcept;
 void* TaggedCalloc(Pool* pool, size_t n, size_t size) noexcept;
+// realloc of a pool block: PoolRealloc (it stays in its pool; EPERM once protected), except
+// for a rule-tagged block (tag:startup, core/sites.h BlockSite) whose area is read-only: it
+// moves to untagged jemalloc memory (copied; the old block is freed, i.e. un-accounted),
+// because unmodified programs cannot handle EPERM. A rule-tagged block that moves inside
+// its pool keeps its site. The explicit API's blocks keep the EPERM.
+void* ReallocPoolBlock(void* p, size_t size) noexcept;
 // jemalloc realloc of size 0 (glibc: free, return NULL) or above kMaxObjectSize (ENOMEM:
 // jemalloc's realloc fails there without setting errno).
 void* ReallocEdge(void* p, size_t size) noexcept;
@@ -89,11 +95,12 @@ inline void SizedAlignedFree(void* p, size_t size, std::align_val_t align) noexc
 }
 
 // glibc realloc: NULL pointer is malloc; size 0 frees and returns NULL; a pool block
-// stays in its pool (EPERM when its area is read-only, block untouched). Untagged memory
-// stays in jemalloc even inside a scope.
+// stays in its pool (EPERM when its area is read-only, block untouched; but see
+// ReallocPoolBlock for rule-tagged blocks). Untagged memory stays in jemalloc even inside a
+// scope.
 inline void* Realloc(void* p, size_t size) {
   if (p == nullptr) return Malloc(size);
-  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolRealloc(p, size);
+  if (ABSL_PREDICT_FALSE(Window::Contains(p))) return ReallocPoolBlock(p, size);
   if (ABSL_PREDICT_FALSE(size == 0 || size > kMaxObjectSize)) return ReallocEdge(p, size);
   return je.realloc.load(std::memory_order_relaxed)(p, size);  // a tail call
 }

@@ -13,9 +13,9 @@ cd "${1:?usage: layering_test.sh <source dir>}" || exit 2
 # Rank of each core/ module (file name without .h/.cc/.def). Keep in step with core/README.md.
 declare -A rank=(
   [platform]=0
-  [meta_allocator]=1 [log]=1 [fatal]=1 [write_observer]=1
-  [window]=2
-  [config]=3 [config_keys]=3
+  [meta_allocator]=1 [log]=1 [fatal]=1 [write_observer]=1 [modules]=1
+  [window]=2 [sites]=2
+  [config]=3 [config_keys]=3 [rules]=3
   [pool]=4 [pool_pointer]=4 [block_map]=4 [disabled_blocks]=4
   [registry]=5 [fault_report]=5 [learn]=5
   [triggers]=6 [stats_report]=6
