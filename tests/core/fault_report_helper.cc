@@ -2,6 +2,7 @@
 // the order "installed before / after pmalloc" is under control) and then faults.
 #include <signal.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -141,15 +142,18 @@ int main(int argc, char** argv) {
     LockedBlock();
     return Recurse(0);
   } else if (strcmp(mode, "pool-small-altstack") == 0) {
-    // Too small for the symbolizer (it needs ~6 KiB with the signal frame), enough for the
-    // rest; a PROT_NONE page below turns an overflow into a fault instead of corruption.
-    constexpr size_t kPage = 4096, kAlt = 4096;
+    // Too small for the symbolizer (it needs ~5 KiB above the signal frame), enough for
+    // the rest: the kernel's frame (AT_MINSIGSTKSZ: ~1 KiB, ~3.5 KiB with AVX-512) plus
+    // 4 KiB. A PROT_NONE page below turns an overflow into a fault instead of corruption.
+    constexpr size_t kPage = 4096;
+    const size_t alt = getauxval(AT_MINSIGSTKSZ) + 4096;
+    const size_t mapped = (alt + kPage - 1) / kPage * kPage;
     char* m = static_cast<char*>(
-        mmap(nullptr, kPage + kAlt, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        mmap(nullptr, kPage + mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     if (m == MAP_FAILED || mprotect(m, kPage, PROT_NONE) != 0) return 3;
     stack_t ss = {};
-    ss.ss_sp = m + kPage;
-    ss.ss_size = kAlt;
+    ss.ss_sp = m + kPage + mapped - alt;
+    ss.ss_size = alt;
     if (sigaltstack(&ss, nullptr) != 0) return 3;
     HelperScribble(LockedBlock());
   } else if (strcmp(mode, "stack-overflow-altstack") == 0) {
