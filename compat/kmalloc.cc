@@ -11,6 +11,8 @@
 #include <algorithm>
 
 #include "compat/gfp_pool.h"
+#include "core/config.h"
+#include "core/pool.h"
 #include "core/window.h"
 #include "pmalloc/compat/slab.h"
 
@@ -18,14 +20,33 @@ namespace {
 
 bool IsZeroOrNull(const void* p) { return ZERO_OR_NULL_PTR(p); }
 
-// Allocates from `pool` (nullptr: the heap). REQUIRES: size > 0.
-void* AllocateIn(pmalloc_pool* pool, size_t size, bool zero) {
+// Allocates from `pool` (nullptr: the heap), zeroed if `zero`, with `copy_len` bytes of
+// `copy_from` at its start. Into a pool both happen under the pool lock (Pool::Allocate):
+// once it is released another thread's lockdown may make the block read-only, and a copy
+// after that would fault inside pmalloc. REQUIRES: size > 0, copy_len <= size.
+void* AllocateIn(pmalloc_pool* pool, size_t size, bool zero, const void* copy_from = nullptr,
+                 size_t copy_len = 0) {
+  void* p;
   if (pool == nullptr) {
-    void* p = zero ? calloc(1, size) : malloc(size);
-    if (p == nullptr) errno = ENOMEM;
-    return p;
+    p = zero ? calloc(1, size) : malloc(size);
+    if (p == nullptr) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+  } else if (!pmalloc::internal::GetConfig().disable) {
+    auto* internal = reinterpret_cast<pmalloc::internal::Pool*>(pool);  // handles are Pools
+    if (!internal->Valid()) {
+      errno = EINVAL;
+      return nullptr;
+    }
+    return internal->Allocate(size, 0, zero, copy_from, copy_len);
+  } else {
+    // disable:true: plain heap memory that is never protected, so the copy may follow.
+    p = zero ? pzalloc(pool, size) : pmalloc(pool, size);
+    if (p == nullptr) return nullptr;
   }
-  return zero ? pzalloc(pool, size) : pmalloc(pool, size);
+  if (copy_len != 0) memcpy(p, copy_from, copy_len);
+  return p;
 }
 
 size_t UsableSize(pmalloc_pool* pool, const void* p) {
@@ -68,12 +89,16 @@ size_t pmalloc_ksize(const void* p) {
 
 void pmalloc_kfree_sensitive(const void* p) {
   if (IsZeroOrNull(p)) return;
-  pmalloc_pool* pool = pmalloc_pool_of(p);
-  // A read-only object cannot be zeroed (the write would fault); pfree only un-accounts it.
-  if (pool == nullptr || !pmalloc_is_protected(p)) {
-    explicit_bzero(const_cast<void*>(p), UsableSize(pool, p));
+  pmalloc::internal::Area* a = pmalloc::internal::Window::AreaOf(p);
+  if (a == nullptr) {
+    explicit_bzero(const_cast<void*>(p), malloc_usable_size(const_cast<void*>(p)));
+    free(const_cast<void*>(p));
+    return;
   }
-  FreeIn(pool, p);
+  // A read-only object cannot be zeroed (the write would fault): the pool zeroes the block
+  // under its lock only while it is writable, since another thread's lockdown may protect
+  // it at any moment, and otherwise only un-accounts it.
+  a->pool->Free(p, /*wipe=*/true);
 }
 
 void* pmalloc_krealloc(const void* p, size_t new_size, gfp_t flags) {
@@ -99,9 +124,8 @@ void* pmalloc_krealloc(const void* p, size_t new_size, gfp_t flags) {
     if (zero) memset(q + old_size, 0, malloc_usable_size(q) - old_size);
     return q;
   }
-  char* q = static_cast<char*>(AllocateIn(dst, new_size, zero));
+  void* q = AllocateIn(dst, new_size, zero, p, std::min(old_size, new_size));
   if (q == nullptr) return nullptr;
-  memcpy(q, p, std::min(old_size, new_size));
   FreeIn(src, p);
   return q;
 }
@@ -112,19 +136,18 @@ void* pmalloc_kmemdup(const void* src, size_t len, gfp_t flags) {
     errno = EINVAL;
     return nullptr;
   }
-  void* copy = pmalloc_kmalloc(len, flags);
-  if (copy != nullptr) memcpy(copy, src, len);
-  return copy;
+  pmalloc_pool* pool;
+  if (!pmalloc::internal::PoolForGfp(flags, &pool)) return nullptr;
+  return AllocateIn(pool, len, false, src, len);
 }
 
 char* pmalloc_kstrndup(const char* s, size_t max, gfp_t flags) {
   if (s == nullptr) return nullptr;
   const size_t len = strnlen(s, max);
-  char* copy = static_cast<char*>(pmalloc_kmalloc(len + 1, flags));
-  if (copy == nullptr) return nullptr;
-  memcpy(copy, s, len);
-  copy[len] = '\0';
-  return copy;
+  pmalloc_pool* pool;
+  if (!pmalloc::internal::PoolForGfp(flags, &pool)) return nullptr;
+  // Zeroed, then the len bytes: the terminating NUL is written under the pool lock too.
+  return static_cast<char*>(AllocateIn(pool, len + 1, true, s, len));
 }
 
 char* pmalloc_kstrdup(const char* s, gfp_t flags) {

@@ -250,7 +250,7 @@ bool Pool::OpenArea(size_t min_bytes) {
   return true;
 }
 
-void Pool::Free(const void* ptr) {
+void Pool::Free(const void* ptr, bool wipe) {
   const uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
   Area* a = Window::AreaOf(ptr);
   if (a == nullptr || a->pool != this) FatalInvalidPfree(ptr, name_);
@@ -266,6 +266,7 @@ void Pool::Free(const void* ptr) {
   live_bytes_ -= bytes;
   --live_allocs_;
   if (a->writable.load(std::memory_order_relaxed)) {
+    if (wipe) explicit_bzero(reinterpret_cast<void*>(p), bytes);
     PushFree(m, p, bytes);
   } else {
     freed_after_protect_ += bytes;

@@ -56,7 +56,10 @@ class Pool {
   void* Allocate(size_t size, size_t align, bool zero, const void* copy_from = nullptr,
                  size_t copy_len = 0);
   // Aborts with a fixed message on an invalid pointer or double free. REQUIRES: p != null.
-  void Free(const void* p);
+  // `wipe` zeroes the block first if its area is writable (kfree_sensitive), under the
+  // pool lock, so a concurrent Protect() never turns the zeroing into a fault; a protected
+  // block keeps its bytes.
+  void Free(const void* p, bool wipe = false);
   int Prealloc(size_t size);
   int Protect();
   int Seal();

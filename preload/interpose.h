@@ -61,5 +61,14 @@ inline uintptr_t Caller(void* ret) { return reinterpret_cast<uintptr_t>(ret); }
 #define PMALLOC_NEXT(sym, type) (::pmalloc::preload::Next<type>(&next_##sym, #sym))
 // For a constructor: resolves the slot early if the symbol exists.
 #define PMALLOC_RESOLVE(sym) (void)::pmalloc::preload::ResolveNext(&next_##sym, #sym, false)
+// The slots of every symbol `list` names (`list(X)` applies X to each name, so a file
+// writes each interposed name once), and the constructor `resolve` that resolves them all
+// at load time.
+#define PMALLOC_NEXT_SLOT_DECLARATION_(sym) PMALLOC_NEXT_SLOT(sym);
+#define PMALLOC_RESOLVE_STATEMENT_(sym) PMALLOC_RESOLVE(sym);
+#define PMALLOC_NEXT_SLOTS(list, resolve)                                            \
+  list(PMALLOC_NEXT_SLOT_DECLARATION_) __attribute__((constructor)) void resolve() { \
+    list(PMALLOC_RESOLVE_STATEMENT_)                                                 \
+  }
 
 #endif  // PMALLOC_PRELOAD_INTERPOSE_H_

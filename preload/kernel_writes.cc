@@ -29,23 +29,15 @@ using pmalloc::preload::AfterKernelWrite;
 using pmalloc::preload::Caller;
 using pmalloc::preload::kMaxBuffers;
 
-PMALLOC_NEXT_SLOT(read);
-PMALLOC_NEXT_SLOT(__read_chk);
-PMALLOC_NEXT_SLOT(pread);
-PMALLOC_NEXT_SLOT(pread64);
-PMALLOC_NEXT_SLOT(__pread_chk);
-PMALLOC_NEXT_SLOT(__pread64_chk);
-PMALLOC_NEXT_SLOT(readv);
-PMALLOC_NEXT_SLOT(preadv);
-PMALLOC_NEXT_SLOT(preadv64);
-PMALLOC_NEXT_SLOT(preadv2);
-PMALLOC_NEXT_SLOT(preadv64v2);
-PMALLOC_NEXT_SLOT(recv);
-PMALLOC_NEXT_SLOT(__recv_chk);
-PMALLOC_NEXT_SLOT(recvfrom);
-PMALLOC_NEXT_SLOT(__recvfrom_chk);
-PMALLOC_NEXT_SLOT(recvmsg);
-PMALLOC_NEXT_SLOT(getdents64);
+// Every function this file interposes, each named once: PMALLOC_NEXT_SLOTS declares their
+// slots and a constructor that resolves them at load time.
+// clang-format off
+#define PMALLOC_KERNEL_WRITE_CALLS(X)                                                \
+  X(read) X(__read_chk) X(pread) X(pread64) X(__pread_chk) X(__pread64_chk) X(readv) \
+  X(preadv) X(preadv64) X(preadv2) X(preadv64v2) X(recv) X(__recv_chk) X(recvfrom)   \
+  X(__recvfrom_chk) X(recvmsg) X(getdents64)
+// clang-format on
+PMALLOC_NEXT_SLOTS(PMALLOC_KERNEL_WRITE_CALLS, ResolveKernelWrites)
 
 size_t One(UserBuffer* b, const void* p, size_t n) {
   b[0] = {p, n};
@@ -76,26 +68,6 @@ size_t Msg(UserBuffer* b, struct msghdr* m) {
   b[1] = {m->msg_name, m->msg_namelen};
   b[2] = {m->msg_control, m->msg_controllen};
   return 3 + Iov(b + 3, m->msg_iov, static_cast<int>(m->msg_iovlen));
-}
-
-__attribute__((constructor)) void ResolveKernelWrites() {
-  PMALLOC_RESOLVE(read);
-  PMALLOC_RESOLVE(__read_chk);
-  PMALLOC_RESOLVE(pread);
-  PMALLOC_RESOLVE(pread64);
-  PMALLOC_RESOLVE(__pread_chk);
-  PMALLOC_RESOLVE(__pread64_chk);
-  PMALLOC_RESOLVE(readv);
-  PMALLOC_RESOLVE(preadv);
-  PMALLOC_RESOLVE(preadv64);
-  PMALLOC_RESOLVE(preadv2);
-  PMALLOC_RESOLVE(preadv64v2);
-  PMALLOC_RESOLVE(recv);
-  PMALLOC_RESOLVE(__recv_chk);
-  PMALLOC_RESOLVE(recvfrom);
-  PMALLOC_RESOLVE(__recvfrom_chk);
-  PMALLOC_RESOLVE(recvmsg);
-  PMALLOC_RESOLVE(getdents64);
 }
 
 }  // namespace

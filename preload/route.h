@@ -85,9 +85,13 @@ inline void SizedFree(void* p, size_t size) noexcept {
   je.sized_delete.load(std::memory_order_relaxed)(p, size);
 }
 
+// new(0, align) allocated a 1-byte block (jemalloc's aligned new and AlignedUntagged alike),
+// but jemalloc 5.3's sized aligned delete classifies (0, align) as its smallest size class
+// and would file the block there: the next small malloc gets it back while jemalloc still
+// counts it in its real class (heap corruption). So size 0 is passed on as 1.
 inline void SizedAlignedFree(void* p, size_t size, std::align_val_t align) noexcept {
   if (ABSL_PREDICT_FALSE(Window::Contains(p))) return PoolFree(p);
-  je.sized_aligned_delete.load(std::memory_order_relaxed)(p, size, align);
+  je.sized_aligned_delete.load(std::memory_order_relaxed)(p, size == 0 ? 1 : size, align);
 }
 
 // glibc realloc: NULL pointer is malloc; size 0 frees and returns NULL; a pool block

@@ -51,21 +51,15 @@ using pmalloc::internal::UserBuffer;
 using pmalloc::preload::AfterKernelWrite;
 using pmalloc::preload::Caller;
 
-PMALLOC_NEXT_SLOT(listen);
-PMALLOC_NEXT_SLOT(accept);
-PMALLOC_NEXT_SLOT(accept4);
-PMALLOC_NEXT_SLOT(epoll_wait);
-PMALLOC_NEXT_SLOT(epoll_pwait);
-PMALLOC_NEXT_SLOT(epoll_pwait2);
-PMALLOC_NEXT_SLOT(poll);
-PMALLOC_NEXT_SLOT(__poll_chk);
-PMALLOC_NEXT_SLOT(ppoll);
-PMALLOC_NEXT_SLOT(__ppoll_chk);
-PMALLOC_NEXT_SLOT(select);
-PMALLOC_NEXT_SLOT(pselect);
-PMALLOC_NEXT_SLOT(sigwait);
-PMALLOC_NEXT_SLOT(sigwaitinfo);
-PMALLOC_NEXT_SLOT(sigtimedwait);
+// Every function this file interposes, each named once: PMALLOC_NEXT_SLOTS declares their
+// slots and a constructor that resolves them at load time.
+// clang-format off
+#define PMALLOC_SERVING_CALLS(X)                                                       \
+  X(listen) X(accept) X(accept4) X(epoll_wait) X(epoll_pwait) X(epoll_pwait2) X(poll)  \
+  X(__poll_chk) X(ppoll) X(__ppoll_chk) X(select) X(pselect) X(sigwait) X(sigwaitinfo) \
+  X(sigtimedwait)
+// clang-format on
+PMALLOC_NEXT_SLOTS(PMALLOC_SERVING_CALLS, ResolveServingCalls)
 
 // The lockdown trigger's one branch.
 #define PMALLOC_SERVING_GATE(call) \
@@ -88,24 +82,6 @@ size_t FdSetBuffers(UserBuffer* b, int nfds, fd_set* r, fd_set* w, fd_set* e) {
 
 size_t Events(int maxevents) {
   return maxevents <= 0 ? 0 : static_cast<size_t>(maxevents) * sizeof(struct epoll_event);
-}
-
-__attribute__((constructor)) void ResolveServingCalls() {
-  PMALLOC_RESOLVE(listen);
-  PMALLOC_RESOLVE(accept);
-  PMALLOC_RESOLVE(accept4);
-  PMALLOC_RESOLVE(epoll_wait);
-  PMALLOC_RESOLVE(epoll_pwait);
-  PMALLOC_RESOLVE(epoll_pwait2);
-  PMALLOC_RESOLVE(poll);
-  PMALLOC_RESOLVE(__poll_chk);
-  PMALLOC_RESOLVE(ppoll);
-  PMALLOC_RESOLVE(__ppoll_chk);
-  PMALLOC_RESOLVE(select);
-  PMALLOC_RESOLVE(pselect);
-  PMALLOC_RESOLVE(sigwait);
-  PMALLOC_RESOLVE(sigwaitinfo);
-  PMALLOC_RESOLVE(sigtimedwait);
 }
 
 }  // namespace

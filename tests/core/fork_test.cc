@@ -22,25 +22,14 @@
 
 #include "gtest/gtest.h"
 #include "pmalloc/pmalloc.h"
+#include "proc_mem_write.h"
 
 namespace {
 
+using pmalloc_test::MprotectMode;
+using pmalloc_test::ProcMemWrite;
+
 constexpr size_t kPage = 4096;
-
-bool MprotectMode() {
-  const char* conf = getenv("PMALLOC_CONF");
-  return conf != nullptr && strstr(conf, "protect:mprotect") != nullptr;
-}
-
-ssize_t ProcMemWrite(const void* addr, const void* src, size_t n) {
-  const int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return -2;
-  const ssize_t r = pwrite(fd, src, n, static_cast<off_t>(reinterpret_cast<uintptr_t>(addr)));
-  const int saved = errno;
-  close(fd);
-  errno = saved;
-  return r;
-}
 
 // Exit status of a child running fn, or 128 + signal.
 template <typename Fn>

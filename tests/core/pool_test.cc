@@ -14,8 +14,11 @@
 
 #include "gtest/gtest.h"
 #include "pmalloc/pmalloc.h"
+#include "proc_mem_write.h"
 
 namespace {
+
+using pmalloc_test::MprotectMode;
 
 pmalloc_pool* NewPool(const char* name, size_t refill = 0, unsigned short order = 0,
                       unsigned flags = 0) {
@@ -319,11 +322,6 @@ bool KernelNamesAnonymousMappings() {
   const bool ok = prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, p, 4096, "probe") == 0;
   munmap(p, 4096);
   return ok;
-}
-
-bool MprotectMode() {
-  const char* conf = getenv("PMALLOC_CONF");
-  return conf != nullptr && strstr(conf, "protect:mprotect") != nullptr;
 }
 
 // Under protect:shared (the default) writable areas are shared mappings of the pool's memfd,

@@ -27,22 +27,14 @@
 
 #include "gtest/gtest.h"
 #include "pmalloc/pmalloc.h"
+#include "proc_mem_write.h"
 
 namespace {
 
-constexpr size_t kPage = 4096;
+using pmalloc_test::MprotectMode;
+using pmalloc_test::ProcMemWrite;
 
-// pwrite(2) through /proc/self/mem: what a debugger, or an attacker with a file-write
-// primitive, would use. Returns pwrite's result; errno is kept.
-ssize_t ProcMemWrite(const void* addr, const void* src, size_t n) {
-  const int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return -2;
-  const ssize_t r = pwrite(fd, src, n, static_cast<off_t>(reinterpret_cast<uintptr_t>(addr)));
-  const int saved = errno;
-  close(fd);
-  errno = saved;
-  return r;
-}
+constexpr size_t kPage = 4096;
 
 // The /proc/self/maps line whose range contains p, or "".
 std::string MapsLine(const void* p) {
@@ -73,11 +65,6 @@ pmalloc_stats Stats(pmalloc_pool* p) {
 bool HasMseal() {
   void* p = mmap(nullptr, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return syscall(462, p, kPage, 0) == 0 || errno != ENOSYS;
-}
-
-bool MprotectMode() {
-  const char* conf = getenv("PMALLOC_CONF");
-  return conf != nullptr && strstr(conf, "protect:mprotect") != nullptr;
 }
 
 TEST(ProcMem, WriteSucceedsBeforeProtectAndFailsAfter) {

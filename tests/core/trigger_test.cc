@@ -69,6 +69,21 @@ int Wait(pid_t pid, bool* ignored_term = nullptr) {
   return -1;
 }
 
+// Runs the probe in `mode` to its end: its first line of output and its exit status.
+struct Outcome {
+  std::string line;
+  int status;
+};
+Outcome RunProbe(const char* mode) {
+  Probe p = Start(mode);
+  if (p.pid <= 0) return {"cannot start the probe", -2};
+  Outcome o;
+  o.line = ReadLine(p.out);
+  o.status = Wait(p.pid);
+  close(p.out);
+  return o;
+}
+
 TEST(SignalTrigger, PthreadExitFromMainStillEndsTheProcess) {
   Probe p = Start("pthread_exit");
   ASSERT_GT(p.pid, 0);
@@ -78,11 +93,9 @@ TEST(SignalTrigger, PthreadExitFromMainStillEndsTheProcess) {
 }
 
 TEST(SignalTrigger, LockdownAfterMainExitedThenTheProcessEnds) {
-  Probe p = Start("pthread_exit_signal");
-  ASSERT_GT(p.pid, 0);
-  EXPECT_EQ(ReadLine(p.out), "protected=1");
-  EXPECT_EQ(Wait(p.pid), 0);
-  close(p.out);
+  const Outcome o = RunProbe("pthread_exit_signal");
+  EXPECT_EQ(o.line, "protected=1");
+  EXPECT_EQ(o.status, 0);
 }
 
 TEST(SignalTrigger, SigtermStillKills) {
@@ -97,11 +110,9 @@ TEST(SignalTrigger, SigtermStillKills) {
 // A thread forks (as Python's test_threading does): in the child it is the only thread, and
 // when it returns the child ends.
 TEST(SignalTrigger, ForkFromThreadChildEnds) {
-  Probe p = Start("fork_thread");
-  ASSERT_GT(p.pid, 0);
-  EXPECT_EQ(ReadLine(p.out), "child exit=0");
-  EXPECT_EQ(Wait(p.pid), 0);
-  close(p.out);
+  const Outcome o = RunProbe("fork_thread");
+  EXPECT_EQ(o.line, "child exit=0");
+  EXPECT_EQ(o.status, 0);
 }
 
 }  // namespace

@@ -1,15 +1,9 @@
 /* free() (the libc face) of a pointer into a pool that was destroyed since. */
-#include <pmalloc/pmalloc.h>
-#include <stdio.h>
 #include <stdlib.h>
 
+#include "destroyed_pool.h"
+
 int main(void) {
-  struct pmalloc_pool *pool = pmalloc_create_pool("misuse", 0, 0, 0);
-  void *p = pmalloc(pool, 64);
-  pfree(pool, p);
-  pmalloc_destroy_pool(pool);
-  printf("addr=%p\n", p);
-  fflush(stdout);
-  free(p);
+  free(destroyed_pool_block());
   return 0;
 }

@@ -2,7 +2,8 @@
  * window but in no live area, so kfree hands it to free(), which refuses it). */
 #include <pmalloc/compat/gfp.h>
 #include <pmalloc/compat/slab.h>
-#include <stdio.h>
+
+#include "destroyed_pool.h"
 
 int main(void) {
   struct pmalloc_pool *pool = pmalloc_create_pool("misuse", 0, 0, 0);
@@ -11,8 +12,7 @@ int main(void) {
   kfree(p);
   pmalloc_gfp_zone_release(zone);
   pmalloc_destroy_pool(pool);
-  printf("addr=%p\n", p);
-  fflush(stdout);
+  say_addr(p);
   kfree(p);
   return 0;
 }

@@ -10,12 +10,9 @@
 # Usage: tests/perf/preload_bench.sh [build dir (build/default)] [runs (7)] [--instructions]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build=${1:-build/default}
+source tests/perf/bench_lib.sh
+bench_init "${1:-build/default}"
 runs=${2:-7}
-shim=$(readlink -f "$build/libpmalloc.so")
-jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
-bin=$build/tests/perf/preload
-[ -x "$bin/bench_small_objects" ] || { echo "build the benchmarks first ($bin)" >&2; exit 1; }
 
 # name and arguments: each run takes about a second on jemalloc.
 programs=("small_objects 10" "producer_consumer 2 2" "realloc_growth 15")
@@ -27,29 +24,17 @@ run_ms() {  # "wall_ms cpu_ms" of one run with LD_PRELOAD=$1
   awk '{printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000}' <<< "$t"
 }
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+row() {  # NAME ARGS, then wall and CPU ms under glibc, jemalloc and the shim
+  awk -v n="$1" -v g="$3" -v j="$5" -v jc="$6" -v s="$7" -v sc="$8" \
+    'BEGIN {printf "| %s | %d | %d | %d | %.3f | %.3f | %.3f |\n", n, g, j, s, s / j, s / g,
+            sc / jc}'
+}
 
 echo "| program | glibc ms | jemalloc ms | shim ms | shim/jemalloc | shim/glibc |" \
   "shim/jemalloc CPU |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
-for entry in "${programs[@]}"; do
-  read -r name args <<< "$entry"
-  gw=() jw=() sw=() jc=() sc=()
-  for ((i = 0; i < runs; ++i)); do
-    # shellcheck disable=SC2086  # args split on purpose
-    read -r w _ <<< "$(run_ms "" "$bin/bench_$name" $args)"; gw+=("$w")
-    # shellcheck disable=SC2086
-    read -r w c <<< "$(run_ms "$jemalloc" "$bin/bench_$name" $args)"; jw+=("$w"); jc+=("$c")
-    # shellcheck disable=SC2086
-    read -r w c <<< "$(run_ms "$shim" "$bin/bench_$name" $args)"; sw+=("$w"); sc+=("$c")
-  done
-  awk -v n="$name" -v g="$(median "${gw[@]}")" -v j="$(median "${jw[@]}")" \
-    -v s="$(median "${sw[@]}")" -v jc="$(median "${jc[@]}")" -v sc="$(median "${sc[@]}")" \
-    'BEGIN {printf "| %s | %d | %d | %d | %.3f | %.3f | %.3f |\n", n, g, j, s, s / j, s / g,
-            sc / jc}'
-done
-echo
-echo "median of $runs interleaved runs each; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_rows "$runs" run_ms row "" "$jemalloc" "$shim"
+bench_footer "$runs"
 
 [ "${3:-}" = --instructions ] || exit 0
 small=("small_objects 1" "producer_consumer 1 1" "realloc_growth 2" "small_objects 0")

@@ -17,92 +17,98 @@ def by_args(rows, prefix):
     return out
 
 
+def table(mp, sh, bench, title, header, align, rows):
+    """One table of `bench`'s results in both runs: for each argument tuple of the
+    protect:mprotect run, rows(args, mprotect_result, shared_result or None) gives its rows
+    (lists of cells)."""
+    a, b = by_args(mp, bench), by_args(sh, bench)
+    if not a:
+        return
+    print(f"\n{title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(align) + "|")
+    for k in a:
+        for r in rows(k, a[k], b.get(k)):
+            print("| " + " | ".join(r) + " |")
+
+
+def ratio(mp, sh, bench, key, ref_bench, ref_key, field, unit, digits):
+    """The two cells (mprotect, shared) "x unit / ref unit = x/ref" of a same-run ratio."""
+    cells = []
+    for rows in (mp, sh):
+        x = by_args(rows, bench).get(key)
+        r = by_args(rows, ref_bench).get(ref_key)
+        cells.append("-" if not x or not r else
+                     f"{x[field]:.{digits}f} {unit} / {r[field]:.{digits}f} {unit} ="
+                     f" {x[field] / r[field]:.2f}x")
+    return cells
+
+
 def main():
     context, mp = medians(sys.argv[1])
     _, sh = medians(sys.argv[2])
     print(f"host: {context.get('num_cpus')} CPUs @ {context.get('mhz_per_cpu')} MHz, "
           f"load avg {context.get('load_avg')}; times in ms, median of 5")
+    right = "---:"
 
-    a, b = by_args(mp, "BM_ProtectPool"), by_args(sh, "BM_ProtectPool")
-    if a:
-        print("\nprotect time, populated pools\n")
-        print("| pool MiB | refill | alloc B | areas | protect:mprotect | protect:shared"
-              " | shared / mprotect |")
-        print("|---:|---:|---:|---:|---:|---:|---:|")
-        for k in a:
-            if k not in b:
-                continue
-            mib, refill, size = k[:3]
-            refill_s = "64 KiB" if refill == 0 else f"{refill >> 10} MiB"
-            m, s = a[k]["real_time"], b[k]["real_time"]
-            print(f"| {mib} | {refill_s} | {size} | {int(a[k]['areas'])} | {m:.3f} | {s:.3f}"
-                  f" | {s / m:.1f} |")
+    def pool_row(k, a, b):
+        if b is None:
+            return []
+        mib, refill, size = k[:3]
+        refill_s = "64 KiB" if refill == 0 else f"{refill >> 10} MiB"
+        m, s = a["real_time"], b["real_time"]
+        return [[str(mib), refill_s, str(size), str(int(a['areas'])), f"{m:.3f}", f"{s:.3f}",
+                 f"{s / m:.1f}"]]
+    table(mp, sh, "BM_ProtectPool", "protect time, populated pools",
+          ["pool MiB", "refill", "alloc B", "areas", "protect:mprotect", "protect:shared",
+           "shared / mprotect"], [right] * 7, pool_row)
 
-    a, b = by_args(mp, "BM_ProtectSparse"), by_args(sh, "BM_ProtectSparse")
-    if a:
-        print("\nprotect time, sparse pool (one area, every 64th page written)\n")
-        print("| area MiB | touched MiB | protect:mprotect | protect:shared | shared / mprotect |")
-        print("|---:|---:|---:|---:|---:|")
-        for k in a:
-            if k in b:
-                m, s = a[k]["real_time"], b[k]["real_time"]
-                print(f"| {k[0]} | {a[k]['touched_MiB']:.0f} | {m:.3f} | {s:.3f} | {s / m:.1f} |")
+    def sparse_row(k, a, b):
+        if b is None:
+            return []
+        m, s = a["real_time"], b["real_time"]
+        return [[str(k[0]), f"{a['touched_MiB']:.0f}", f"{m:.3f}", f"{s:.3f}", f"{s / m:.1f}"]]
+    table(mp, sh, "BM_ProtectSparse",
+          "protect time, sparse pool (one area, every 64th page written)",
+          ["area MiB", "touched MiB", "protect:mprotect", "protect:shared", "shared / mprotect"],
+          [right] * 5, sparse_row)
 
-    a, b = by_args(mp, "BM_ForkWithProtectedPool"), by_args(sh, "BM_ForkWithProtectedPool")
-    if a:
-        print("\nfork + child exit + waitpid, process holding one protected, populated pool\n")
-        print("| pool MiB | areas | protect:mprotect | protect:shared | shared / mprotect |")
-        print("|---:|---|---:|---:|---:|")
-        for k in a:
-            if k in b:
-                mib, one = k[:2]
-                areas = "-" if mib == 0 else ("1" if one else f"{mib * 16} (64 KiB)")
-                m, s = a[k]["real_time"], b[k]["real_time"]
-                print(f"| {mib} | {areas} | {m:.3f} | {s:.3f} | {s / m:.2f} |")
+    def fork_row(k, a, b):
+        if b is None:
+            return []
+        mib, one = k[:2]
+        areas = "-" if mib == 0 else ("1" if one else f"{mib * 16} (64 KiB)")
+        m, s = a["real_time"], b["real_time"]
+        return [[str(mib), areas, f"{m:.3f}", f"{s:.3f}", f"{s / m:.2f}"]]
+    table(mp, sh, "BM_ForkWithProtectedPool",
+          "fork + child exit + waitpid, process holding one protected, populated pool",
+          ["pool MiB", "areas", "protect:mprotect", "protect:shared", "shared / mprotect"],
+          [right, "---", right, right, right], fork_row)
 
-    a, b = by_args(mp, "BM_PoolMemory"), by_args(sh, "BM_PoolMemory")
-    if a:
-        print("\nphysical memory of a fully written pool (MiB; shmem is system-wide)\n")
-        print("| pool MiB | mode | writable: anon | writable: shmem | protected: anon"
-              " | protected: shmem |")
-        print("|---:|---|---:|---:|---:|---:|")
-        for k in a:
-            for mode, r in (("mprotect", a[k]), ("shared", b.get(k))):
-                if r is None:
-                    continue
-                print(f"| {k[0]} | {mode} | {r['writable_anon_MiB']:.0f} |"
-                      f" {r['writable_shmem_MiB']:.0f} | {r['protected_anon_MiB']:.0f} |"
-                      f" {r['protected_shmem_MiB']:.0f} |")
+    def memory_rows(k, a, b):
+        return [[str(k[0]), mode, f"{r['writable_anon_MiB']:.0f}",
+                 f"{r['writable_shmem_MiB']:.0f}", f"{r['protected_anon_MiB']:.0f}",
+                 f"{r['protected_shmem_MiB']:.0f}"]
+                for mode, r in (("mprotect", a), ("shared", b)) if r is not None]
+    table(mp, sh, "BM_PoolMemory",
+          "physical memory of a fully written pool (MiB; shmem is system-wide)",
+          ["pool MiB", "mode", "writable: anon", "writable: shmem", "protected: anon",
+           "protected: shmem"], [right, "---", right, right, right, right], memory_rows)
 
     print("\nsame-run ratios (each mode's run against its own raw references)\n")
     print("| measure | protect:mprotect | protect:shared |")
     print("|---|---:|---:|")
     for mib in (16, 256, 1024):
-        cells = []
-        for rows in (mp, sh):
-            pool = by_args(rows, "BM_ProtectPool").get((mib, 0, 4096))
-            raw = by_args(rows, "BM_MprotectAnon").get((mib, 0))
-            cells.append("-" if not pool or not raw else
-                         f"{pool['real_time']:.2f} ms / {raw['real_time']:.2f} ms ="
-                         f" {pool['real_time'] / raw['real_time']:.2f}x")
+        cells = ratio(mp, sh, "BM_ProtectPool", (mib, 0, 4096), "BM_MprotectAnon", (mib, 0),
+                      "real_time", "ms", 2)
         print(f"| protect {mib} MiB pool (4 KiB allocs, default refill) vs one raw mprotect"
               f" | {cells[0]} | {cells[1]} |")
-    cells = []
-    for rows in (mp, sh):
-        ld = by_args(rows, "BM_LockdownPools").get((1000,))
-        raw = by_args(rows, "BM_MprotectMany").get((1000,))
-        cells.append("-" if not ld or not raw else
-                     f"{ld['real_time']:.1f} ms / {raw['real_time']:.1f} ms ="
-                     f" {ld['real_time'] / raw['real_time']:.2f}x")
+    cells = ratio(mp, sh, "BM_LockdownPools", (1000,), "BM_MprotectMany", (1000,), "real_time",
+                  "ms", 1)
     print(f"| pmalloc_lockdown(0) of 1000 one-allocation pools vs 1000 raw mprotects"
           f" | {cells[0]} | {cells[1]} |")
-    cells = []
-    for rows in (mp, sh):
-        t = by_args(rows, "BM_FirstTouch")
-        pool, anon = t.get((64, 0)), t.get((64, 1))
-        cells.append("-" if not pool or not anon else
-                     f"{pool['us_per_page']:.2f} us / {anon['us_per_page']:.2f} us ="
-                     f" {pool['us_per_page'] / anon['us_per_page']:.2f}x")
+    cells = ratio(mp, sh, "BM_FirstTouch", (64, 0), "BM_FirstTouch", (64, 1), "us_per_page", "us",
+                  2)
     print(f"| first touch per page, 64 MiB pool area vs anonymous 4 KiB pages"
           f" | {cells[0]} | {cells[1]} |")
 

@@ -8,13 +8,10 @@
 # Usage: tests/perf/tagged_churn_bench.sh [build dir (build/default)] [runs (5)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build=${1:-build/default}
+source tests/perf/bench_lib.sh
+bench_init "${1:-build/default}"
 runs=${2:-5}
-shim=$(readlink -f "$build/libpmalloc.so")
-bin=$build/tests/perf/preload
 tag=$(readlink -f "$bin/libtag_all.so")
-jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
-[ -x "$bin/bench_small_objects" ] || { echo "build the benchmarks first ($bin)" >&2; exit 1; }
 
 programs=("small_objects 5" "producer_consumer 2 2" "realloc_growth 10" "working_set 8"
   "mixed 10")
@@ -25,24 +22,14 @@ run() {  # "wall_ms maxrss_kib" of one run with LD_PRELOAD=$1
   awk '{printf "%d %d\n", $1 * 1000, $2}' <<< "$out"
 }
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+row() {  # NAME ARGS, then wall ms and peak KiB under jemalloc and tagged
+  awk -v n="$1 $2" -v jw="$3" -v jr="$4" -v tw="$5" -v tr="$6" \
+    'BEGIN {printf "| %s | %d | %d | %.2f | %d | %d | %.2f |\n", n, jw, tw, tw / jw, jr, tr,
+            tr / jr}'
+}
 
 echo "| program | jemalloc ms | tagged ms | time ratio | jemalloc peak KiB |" \
   "tagged peak KiB | RSS ratio |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
-for entry in "${programs[@]}"; do
-  read -r name args <<< "$entry"
-  jw=() jr=() tw=() tr=()
-  for ((i = 0; i < runs; ++i)); do
-    # shellcheck disable=SC2086  # args split on purpose
-    read -r w r <<< "$(run "$jemalloc" "$bin/bench_$name" $args)"; jw+=("$w"); jr+=("$r")
-    # shellcheck disable=SC2086
-    read -r w r <<< "$(run "$shim $tag" "$bin/bench_$name" $args)"; tw+=("$w"); tr+=("$r")
-  done
-  awk -v n="$name $args" -v jw="$(median "${jw[@]}")" -v tw="$(median "${tw[@]}")" \
-    -v jr="$(median "${jr[@]}")" -v tr="$(median "${tr[@]}")" \
-    'BEGIN {printf "| %s | %d | %d | %.2f | %d | %d | %.2f |\n", n, jw, tw, tw / jw, jr, tr,
-            tr / jr}'
-done
-echo
-echo "median of $runs interleaved runs each; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_rows "$runs" run row "$jemalloc" "$shim $tag"
+bench_footer "$runs"
