@@ -35,6 +35,15 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
+// Waits for every child; each must have exited with status 0.
+void ExpectAllExitZero(const std::vector<pid_t>& kids) {
+  for (pid_t k : kids) {
+    int status = 0;
+    waitpid(k, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child " << k;
+  }
+}
+
 int Count(const std::string& text, const std::string& what) {
   int n = 0;
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -143,11 +152,7 @@ TEST(ReportFile, ForkedProcessesAppendWholeSections) {
     }
     kids.push_back(pid);
   }
-  for (pid_t k : kids) {
-    int status = 0;
-    waitpid(k, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  }
+  ExpectAllExitZero(kids);
   close(fd);
   std::ifstream in(path);
   std::string line;
@@ -205,11 +210,7 @@ TEST(ReportFile, ForkedProcessesRewriteWithoutLosingLines) {
     }
     kids.push_back(pid);
   }
-  for (pid_t k : kids) {
-    int status = 0;
-    waitpid(k, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  }
+  ExpectAllExitZero(kids);
   close(fd);
   const std::string text = Slurp(path);
   EXPECT_EQ(Count(text, "exclude "), kProcs * kLinesEach) << text;

@@ -185,15 +185,19 @@ unsigned long long CurrentAdds() {
   return adds;
 }
 
+void Describe(const Table* t, const Module& m, ModuleInfo* out) {
+  out->name = t->strings + m.name;
+  out->path = t->strings + m.path;
+  out->build_id = t->strings + m.build_id;
+  out->base = m.base;
+}
+
 bool Lookup(const Table* t, uintptr_t pc, ModuleInfo* out) {
   if (t == nullptr) return false;
   for (int i = 0; i < t->count; ++i) {
     const Module& m = t->mods[i];
     if (pc >= m.lo && pc < m.hi) {
-      out->name = t->strings + m.name;
-      out->path = t->strings + m.path;
-      out->build_id = t->strings + m.build_id;
-      out->base = m.base;
+      Describe(t, m, out);
       return true;
     }
   }
@@ -293,10 +297,7 @@ bool ModuleNamed(const char* name, ModuleInfo* out) {
   for (int i = 0; i < t->count; ++i) {
     const Module& m = t->mods[i];
     if (strcmp(t->strings + m.name, name) == 0) {
-      out->name = t->strings + m.name;
-      out->path = t->strings + m.path;
-      out->build_id = t->strings + m.build_id;
-      out->base = m.base;
+      Describe(t, m, out);
       return true;
     }
   }

@@ -98,6 +98,17 @@ PY
 }
 
 # median A B C...: the median of numbers.
+# locked_from_report REPORT PID WHAT: what pid PID's enforcing learn-report section in REPORT
+# says is locked at lockdown (its last such line, after the colon); fails naming WHAT.
+locked_from_report() {
+  local section locked
+  section=$(awk -v p="$2" '/^== pmalloc learn report: pid / {sec = ($6 == p ",")} sec' "$1")
+  echo "$section" | grep -q '^mode: enforcing' || fail "no enforcing report section for $3"
+  locked=$(echo "$section" | grep -a '^tagged, locked at lockdown: ' | tail -1 | cut -d: -f2-)
+  [ -n "$locked" ] || fail "the report section for $3 does not say what is locked"
+  echo "$locked"
+}
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # cpu_ns PID: nanoseconds all threads of PID have run on a CPU (schedstat). On a loaded

@@ -160,10 +160,7 @@ if [ "$mode" = workflow ]; then
     grep -aq "^== pmalloc learn report: pid $WORKER, .* at SIGUSR1 ==" "$rules.report" && break
     sleep 0.05
   done
-  section=$(awk -v p="$WORKER" '/^== pmalloc learn report: pid / {sec = ($6 == p ",")} sec' "$rules.report")
-  echo "$section" | grep -q '^mode: enforcing' || fail "no enforcing report section for worker $WORKER after SIGUSR1"
-  locked_enforce=$(echo "$section" | grep -a '^tagged, locked at lockdown: ' | tail -1 | cut -d: -f2-)
-  [ -n "$locked_enforce" ] || fail "the worker's report does not say what is locked"
+  locked_enforce=$(locked_from_report "$rules.report" "$WORKER" "worker $WORKER after SIGUSR1") || exit 1
   note "worker $WORKER report (SIGUSR1): locked$locked_enforce"
   [ "$(load)" = "$want" ] || fail "worker after SIGUSR1: responses differ"
   grep -aq 'reopening logs' "$SRV_WORK/enforce.error.log" || fail "nginx did not reopen its logs on SIGUSR1"

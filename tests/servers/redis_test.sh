@@ -154,10 +154,7 @@ if [ "$mode" = workflow ]; then
   got=$(replies) || fail "too few replies"
   [ "$got" = "$want" ] || fail "second enforcing run: replies differ ($got vs $want)"
   stop
-  section=$(awk -v p="$PID" '/^== pmalloc learn report: pid / {sec = ($6 == p ",")} sec' "$rules.report")
-  echo "$section" | grep -q '^mode: enforcing' || fail "no enforcing report section for pid $PID"
-  locked_enforce=$(echo "$section" | grep -a '^tagged, locked at lockdown: ' | tail -1 | cut -d: -f2-)
-  [ -n "$locked_enforce" ] || fail "the enforcing report does not say what is locked"
+  locked_enforce=$(locked_from_report "$rules.report" "$PID" "pid $PID") || exit 1
   note "enforcing report of pid $PID: locked$locked_enforce"
 fi
 unset PMALLOC_ATTACK_FILE PMALLOC_ATTACK_SIGNAL
