@@ -7,12 +7,14 @@
 #include "absl/base/attributes.h"
 #include "absl/base/call_once.h"
 #include "core/log.h"
+#include "core/ro_state.h"
 #include "core/window.h"
 
 namespace pmalloc::internal {
 namespace {
 
-ABSL_CONST_INIT Config config;
+// Read-only after lockdown (core/ro_state.h).
+PMALLOC_RO_STATE ABSL_CONST_INIT RoSlot<Config> config;
 ABSL_CONST_INIT absl::once_flag config_once;
 
 // A [begin, end) slice of the configuration string: no copies, no allocation.
@@ -313,15 +315,19 @@ void ParseConfig(const char* text, Config* out) {
 
 const Config& GetConfig() {
   absl::call_once(config_once, [] {
-    ParseConfig(getenv("PMALLOC_CONF"), &config);
-    ApplyLearnMode(&config);
-    if (config.window != 0 && !Window::SetSize(config.window)) {
+    {
+      RoWrite w;            // the first GetConfig runs long before any lockdown, but be exact
+      if (!w.ok()) return;  // sealed before the first parse: the defaults stay
+      ParseConfig(getenv("PMALLOC_CONF"), w(&config));
+      ApplyLearnMode(w(&config));
+    }
+    if (config.v.window != 0 && !Window::SetSize(config.v.window)) {
       LogLine line;
       line.Str("pmalloc: PMALLOC_CONF: window already reserved, key 'window' ignored");
       line.Emit();
     }
   });
-  return config;
+  return config.v;
 }
 
 }  // namespace pmalloc::internal

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/registry.h"
+#include "core/ro_state.h"
 #include "core/sites.h"
 #include "core/window.h"
 
@@ -28,23 +29,30 @@ namespace {
 // SIGSEGV/SIGBUS handlers installed once per process.
 ABSL_CONST_INIT absl::once_flag install_once;
 
+using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
+
 // The action pmalloc chains to for one signal: the one in place before ours, then whatever
 // the program installs through the face (SetProgramAction). A seqlock: writers (rare: the
-// program's sigaction) serialise on `writing` with every signal blocked; the handler
-// copies `act` and retries if `seq` moved.
+// program's sigaction) serialise in RoWrite with every signal blocked; the handler copies
+// `act` and retries if `seq` moved. After lockdown a write replaces the whole page, which
+// readers see entirely old or entirely new.
 struct ProgramAction {
   std::atomic<bool> kept{false};  // ours is installed and stays first
-  std::atomic<bool> writing{false};
   std::atomic<uint32_t> seq{0};
-  struct sigaction act;
+  struct sigaction act = {};
 };
-ABSL_CONST_INIT ProgramAction prev_segv = {};
-ABSL_CONST_INIT ProgramAction prev_bus = {};
-ABSL_CONST_INIT ProgramAction prev_trap = {};
-// The report signal (SIGUSR1 under learn mode, core/learn_report.h) and what it calls.
-ABSL_CONST_INIT ProgramAction prev_report = {};
-ABSL_CONST_INIT std::atomic<int> report_signal{0};
-ABSL_CONST_INIT std::atomic<void (*)()> report_hook{nullptr};
+// What the handler trusts: read-only after lockdown (core/ro_state.h).
+struct Chained {
+  ProgramAction segv;
+  ProgramAction bus;
+  ProgramAction trap;
+  // The report signal (SIGUSR1 under learn mode, core/learn_report.h) and what it calls.
+  ProgramAction report;
+  std::atomic<int> report_signal{0};
+  std::atomic<void (*)()> report_hook{nullptr};
+  std::atomic<SigactionFn> real_sigaction{nullptr};
+};
+PMALLOC_RO_STATE ABSL_CONST_INIT RoSlot<Chained> chained;
 // The last reported fault: a previous handler that returns without curing the fault makes
 // the instruction fault again forever; it gets one report, not one per iteration.
 ABSL_CONST_INIT std::atomic<uintptr_t> last_pc{0};
@@ -55,14 +63,15 @@ void OnTrap(int sig, siginfo_t* info, void* ucontext);
 void OnReport(int sig, siginfo_t* info, void* ucontext);
 
 ProgramAction* PrevFor(int sig) {
-  if (sig != 0 && sig == report_signal.load(std::memory_order_acquire)) return &prev_report;
+  Chained& c = chained.v;
+  if (sig != 0 && sig == c.report_signal.load(std::memory_order_acquire)) return &c.report;
   switch (sig) {
     case SIGSEGV:
-      return &prev_segv;
+      return &c.segv;
     case SIGBUS:
-      return &prev_bus;
+      return &c.bus;
     case SIGTRAP:
-      return &prev_trap;
+      return &c.trap;
     default:
       return nullptr;
   }
@@ -79,30 +88,24 @@ struct sigaction ReadAction(ProgramAction* a) {
   }
 }
 
-void WriteAction(ProgramAction* a, const struct sigaction* act, struct sigaction* old) {
-  sigset_t all, saved;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved);
-  while (a->writing.exchange(true, std::memory_order_acquire)) {
-  }
+// 0, or -1 with errno (EPERM: sealed by lockdown; ENOMEM) when `act` could not be recorded.
+int WriteAction(ProgramAction* a, const struct sigaction* act, struct sigaction* old) {
+  RoWrite w;
   if (old != nullptr) *old = a->act;
-  if (act != nullptr) {
-    a->seq.fetch_add(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    a->act = *act;
-    a->seq.fetch_add(1, std::memory_order_release);
-  }
-  a->writing.store(false, std::memory_order_release);
-  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (act == nullptr) return 0;
+  if (!w.ok()) return -1;
+  ProgramAction* to = w.At(a);
+  to->seq.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  to->act = *act;
+  to->seq.fetch_add(1, std::memory_order_release);
+  return w.Commit() ? 0 : -1;
 }
 
 bool IsOurs(const struct sigaction& a) {
   return (a.sa_flags & SA_SIGINFO) != 0 &&
          (a.sa_sigaction == OnFault || a.sa_sigaction == OnTrap || a.sa_sigaction == OnReport);
 }
-
-using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
-ABSL_CONST_INIT std::atomic<SigactionFn> real_sigaction{nullptr};
 
 // Resolved early, so that the handler never calls dlsym.
 __attribute__((constructor)) void ResolveSigaction() {
@@ -436,7 +439,7 @@ void OnTrap(int sig, siginfo_t* info, void* ucontext) {
 // that is not pmalloc's (a default action terminates, as it would have).
 void OnReport(int sig, siginfo_t* info, void* ucontext) {
   const int saved_errno = errno;
-  if (void (*hook)() = report_hook.load(std::memory_order_acquire)) hook();
+  if (void (*hook)() = chained.v.report_hook.load(std::memory_order_acquire)) hook();
   errno = saved_errno;
   Chain(sig, info, ucontext);
   errno = saved_errno;
@@ -471,14 +474,17 @@ void InstallOne(int sig, void (*handler)(int, siginfo_t*, void*)) {
   // between, keep what was really replaced.
   struct sigaction prev;
   RealSigaction(sig, nullptr, &prev);
-  WriteAction(slot, &prev, nullptr);
+  if (WriteAction(slot, &prev, nullptr) != 0) return;  // sealed: the kernel's action stays
   struct sigaction replaced;
   if (RealSigaction(sig, &ours, &replaced) != 0) return;
   if ((replaced.sa_flags & SA_SIGINFO) != (prev.sa_flags & SA_SIGINFO) ||
       reinterpret_cast<void*>(replaced.sa_handler) != reinterpret_cast<void*>(prev.sa_handler)) {
     WriteAction(slot, &replaced, nullptr);
   }
-  slot->kept.store(true, std::memory_order_release);
+  {
+    RoWrite w;
+    if (w.ok()) w.At(slot)->kept.store(true, std::memory_order_release);
+  }
   // A program's sigaction that ran between the swap and `kept` went to the kernel: take it
   // as the program's action and put ours back.
   struct sigaction now;
@@ -503,7 +509,7 @@ int RealSigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   // No face in sanitizer builds, and the runtime's interceptor must see every handler.
   return sigaction(sig, act, old);
 #else
-  SigactionFn fn = real_sigaction.load(std::memory_order_acquire);
+  SigactionFn fn = chained.v.real_sigaction.load(std::memory_order_acquire);
   if (fn == nullptr) {
     fn = reinterpret_cast<SigactionFn>(dlsym(RTLD_NEXT, "sigaction"));
     if (fn == nullptr) {  // libc precedes libpmalloc in the lookup order
@@ -512,7 +518,8 @@ int RealSigaction(int sig, const struct sigaction* act, struct sigaction* old) {
       }
     }
     if (fn == nullptr) fn = sigaction;
-    real_sigaction.store(fn, std::memory_order_release);
+    RoWrite w;
+    if (w.ok()) w(&chained)->real_sigaction.store(fn, std::memory_order_release);
   }
   return fn(sig, act, old);
 #endif
@@ -524,8 +531,8 @@ bool KeepsSignal(int sig) {
 }
 
 int SetProgramAction(int sig, const struct sigaction* act, struct sigaction* old) {
-  WriteAction(PrevFor(sig), act, old);
-  if (act != nullptr && sig == report_signal.load(std::memory_order_acquire)) {
+  if (WriteAction(PrevFor(sig), act, old) != 0) return -1;
+  if (act != nullptr && sig == chained.v.report_signal.load(std::memory_order_acquire)) {
     const struct sigaction ours = OursFor(OnReport, act->sa_flags);
     RealSigaction(sig, &ours, nullptr);
   }
@@ -533,9 +540,14 @@ int SetProgramAction(int sig, const struct sigaction* act, struct sigaction* old
 }
 
 void InstallReportSignal(int sig, void (*hook)()) {
-  report_hook.store(hook, std::memory_order_release);
-  int none = 0;
-  if (!report_signal.compare_exchange_strong(none, sig, std::memory_order_acq_rel)) return;
+  {
+    RoWrite w;
+    if (!w.ok()) return;
+    Chained* c = w(&chained);
+    c->report_hook.store(hook, std::memory_order_release);
+    int none = 0;
+    if (!c->report_signal.compare_exchange_strong(none, sig, std::memory_order_acq_rel)) return;
+  }
   InstallOne(sig, OnReport);
 }
 

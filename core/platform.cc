@@ -300,6 +300,10 @@ bool ProtectReadWrite(void* addr, size_t size) {
   return mprotect(addr, size, PROT_READ | PROT_WRITE) == 0;
 }
 
+bool MoveOver(void* from, void* to, size_t size) {
+  return mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
+}
+
 bool Seal(void* addr, size_t size) { return syscall(kMsealSyscall, addr, size, 0UL) == 0; }
 
 bool Discard(void* addr, size_t size) {

@@ -133,6 +133,11 @@ void ClosePoolFile(PoolFile* f);
 // ftruncate or mmap) the page stays reserved as it was.
 [[nodiscard]] bool MapLandmark(void* addr, const char* name);
 
+// Moves the pages of the mapping [from, from+size) to `to`, replacing whatever was mapped
+// there in one step (mremap MREMAP_FIXED): readers of `to` see the old pages or the new,
+// never a hole. The pages keep their protection; `from` becomes unmapped.
+[[nodiscard]] bool MoveOver(void* from, void* to, size_t size);
+
 // mseal(2). errno ENOSYS when the kernel lacks it.
 [[nodiscard]] bool Seal(void* addr, size_t size);
 

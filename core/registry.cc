@@ -15,6 +15,7 @@
 #include "core/fault_report.h"
 #include "core/log.h"
 #include "core/platform.h"
+#include "core/ro_state.h"
 
 namespace pmalloc::internal {
 
@@ -167,15 +168,17 @@ int Registry::DestroyPool(Pool* pool) {
 }
 
 namespace {
-ABSL_CONST_INIT std::atomic<void (*)()> before_lockdown{nullptr};
+// Read-only after lockdown (core/ro_state.h).
+PMALLOC_RO_STATE ABSL_CONST_INIT RoSlot<std::atomic<void (*)()>> before_lockdown{{nullptr}};
 }  // namespace
 
 void Registry::SetBeforeLockdown(void (*fn)()) {
-  before_lockdown.store(fn, std::memory_order_release);
+  RoWrite w;
+  if (w.ok()) w(&before_lockdown)->store(fn, std::memory_order_release);
 }
 
 int Registry::Lockdown(unsigned flags) {
-  if (void (*fn)() = before_lockdown.load(std::memory_order_acquire)) fn();
+  if (void (*fn)() = before_lockdown.v.load(std::memory_order_acquire)) fn();
   const bool seal = (flags & PMALLOC_LOCKDOWN_SEAL) != 0;
   int err = 0;
   SpinLockHolder h(&registry_lock);
@@ -187,6 +190,12 @@ int Registry::Lockdown(unsigned flags) {
     ProtectRange(r, seal, &err);
     return false;
   });
+  // pmalloc's own state last: the hook above and the pools' protect may still write it.
+  // What a first pool or range after lockdown would write there is written now (the window's
+  // bounds, the chained signal actions): after a sealed lockdown no write is possible.
+  (void)Window::EnsureInit();
+  InstallFaultHandler();
+  if (LockRoState(seal) != 0 && err == 0) err = errno;
   locked_down.store(true, std::memory_order_release);
   if (err != 0) {
     errno = err;

@@ -20,9 +20,7 @@ namespace pmalloc::internal {
 using absl::base_internal::SpinLock;
 using absl::base_internal::SpinLockHolder;
 
-std::atomic<uintptr_t> Window::base_{0};
-std::atomic<size_t> Window::size_{0};
-std::atomic<Area*>* Window::table_ = nullptr;
+PMALLOC_RO_STATE ABSL_CONST_INIT RoSlot<Window::State> Window::state_;
 
 namespace {
 
@@ -157,11 +155,27 @@ bool Window::EnsureInit() {
       (void)platform::FreePages(base, want);
       break;
     }
-    table_ = static_cast<std::atomic<Area*>*>(table);
+    RoWrite w;  // after lockdown a copy of the section, moved over it read-only
+    if (!w.ok()) {
+      const int err = errno;
+      (void)platform::FreePages(table, table_bytes);
+      (void)platform::FreePages(base, want);
+      errno = err;
+      return false;
+    }
     MapWindowLandmark(reinterpret_cast<uintptr_t>(base), want);
     carve_next = reinterpret_cast<uintptr_t>(base) + kGranule;
-    base_.store(reinterpret_cast<uintptr_t>(base), std::memory_order_relaxed);
-    size_.store(want, std::memory_order_release);
+    State* s = w(&state_);
+    s->table = static_cast<std::atomic<Area*>*>(table);
+    s->base.store(reinterpret_cast<uintptr_t>(base), std::memory_order_relaxed);
+    s->size.store(want, std::memory_order_release);
+    if (!w.Commit()) {
+      const int err = errno;
+      (void)platform::FreePages(table, table_bytes);
+      (void)platform::FreePages(base, want);
+      errno = err;
+      return false;
+    }
     return true;
   }
   errno = ENOMEM;
@@ -221,7 +235,7 @@ Area* Window::NewArea(Pool* pool, size_t size, const char* name, platform::PoolF
   area->pool = pool;
   const uintptr_t first = (base - Window::base()) >> kGranuleShift;
   for (size_t g = 0; g < span >> kGranuleShift; ++g) {
-    table_[first + g].store(area, std::memory_order_release);
+    state_.v.table[first + g].store(area, std::memory_order_release);
   }
   return area;
 }
@@ -230,7 +244,7 @@ bool Window::DeleteArea(Area* area) {
   if (!platform::Unmap(reinterpret_cast<void*>(area->base), area->size)) return false;
   const uintptr_t first = (area->base - Window::base()) >> kGranuleShift;
   for (size_t g = 0; g < area->span >> kGranuleShift; ++g) {
-    table_[first + g].store(nullptr, std::memory_order_release);
+    state_.v.table[first + g].store(nullptr, std::memory_order_release);
   }
   {
     SpinLockHolder h(&window_lock);

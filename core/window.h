@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "core/platform.h"
+#include "core/ro_state.h"
 
 namespace pmalloc::internal {
 
@@ -54,15 +55,16 @@ class __attribute__((visibility("hidden"))) Window {
  public:
   // True when `p` lies anywhere in the window. Lock-free, valid before initialisation.
   static bool Contains(const void* p) {
-    return reinterpret_cast<uintptr_t>(p) - base_.load(std::memory_order_relaxed) <
-           size_.load(std::memory_order_relaxed);
+    return reinterpret_cast<uintptr_t>(p) - state_.v.base.load(std::memory_order_relaxed) <
+           state_.v.size.load(std::memory_order_relaxed);
   }
 
   // The live area containing `p`, or nullptr. Lock-free and async-signal-safe.
   static Area* AreaOf(const void* p) {
-    const uintptr_t off = reinterpret_cast<uintptr_t>(p) - base_.load(std::memory_order_relaxed);
-    if (off >= size_.load(std::memory_order_relaxed)) return nullptr;
-    Area* a = table_[off >> kGranuleShift].load(std::memory_order_acquire);
+    const uintptr_t off =
+        reinterpret_cast<uintptr_t>(p) - state_.v.base.load(std::memory_order_relaxed);
+    if (off >= state_.v.size.load(std::memory_order_relaxed)) return nullptr;
+    Area* a = state_.v.table[off >> kGranuleShift].load(std::memory_order_acquire);
     return (a != nullptr && a->Contains(reinterpret_cast<uintptr_t>(p))) ? a : nullptr;
   }
 
@@ -87,17 +89,22 @@ class __attribute__((visibility("hidden"))) Window {
   // False with errno set if the pages could not be unmapped (the area stays registered).
   static bool DeleteArea(Area* area);
 
-  static uintptr_t base() { return base_.load(std::memory_order_relaxed); }
-  static size_t size() { return size_.load(std::memory_order_relaxed); }
+  static uintptr_t base() { return state_.v.base.load(std::memory_order_relaxed); }
+  static size_t size() { return state_.v.size.load(std::memory_order_relaxed); }
 
   // Fork support: the window lock is held across fork by the registry.
   static void LockForFork();
   static void UnlockAfterFork();
 
  private:
-  static std::atomic<uintptr_t> base_;
-  static std::atomic<size_t> size_;
-  static std::atomic<Area*>* table_;
+  // Written once, by EnsureInit; read-only after lockdown (core/ro_state.h). The table the
+  // pointer leads to stays writable (areas come and go).
+  struct State {
+    std::atomic<uintptr_t> base{0};
+    std::atomic<size_t> size{0};
+    std::atomic<Area*>* table = nullptr;
+  };
+  static RoSlot<State> state_;
 };
 
 }  // namespace pmalloc::internal

@@ -98,26 +98,29 @@ __attribute__((constructor(101))) void ResolveJemalloc() {
       dladdr(reinterpret_cast<void*>(n), &ni) == 0 || ni.dli_fbase != info.dli_fbase) {
     return;
   }
-  je.malloc.store(m, std::memory_order_relaxed);
-  je.free.store(f, std::memory_order_relaxed);
-  je.calloc.store(c, std::memory_order_relaxed);
-  je.realloc.store(r, std::memory_order_relaxed);
-  je.new_.store(n, std::memory_order_relaxed);
-  je.new_nothrow.store(nn, std::memory_order_relaxed);
-  je.new_aligned.store(na, std::memory_order_relaxed);
-  je.new_aligned_nothrow.store(nan, std::memory_order_relaxed);
-  je.sized_delete.store(sd, std::memory_order_relaxed);
-  je.sized_aligned_delete.store(sad, std::memory_order_relaxed);
+  RoWrite w;
+  if (!w.ok()) return;
+  JeFns* to = w.At(&je);
+  to->malloc.store(m, std::memory_order_relaxed);
+  to->free.store(f, std::memory_order_relaxed);
+  to->calloc.store(c, std::memory_order_relaxed);
+  to->realloc.store(r, std::memory_order_relaxed);
+  to->new_.store(n, std::memory_order_relaxed);
+  to->new_nothrow.store(nn, std::memory_order_relaxed);
+  to->new_aligned.store(na, std::memory_order_relaxed);
+  to->new_aligned_nothrow.store(nan, std::memory_order_relaxed);
+  to->sized_delete.store(sd, std::memory_order_relaxed);
+  to->sized_aligned_delete.store(sad, std::memory_order_relaxed);
   // The handle is deliberately kept: jemalloc is a dependency and is never unloaded.
 }
 
 }  // namespace
 
-ABSL_CONST_INIT JeFns je = {{&MallocX},      {&FreeX},
-                            {&CallocX},      {&ReallocX},
-                            {&NewX},         {&NewNothrowX},
-                            {&NewAlignedX},  {&NewAlignedNothrowX},
-                            {&SizedDeleteX}, {&SizedAlignedDeleteX}};
+PMALLOC_RO_STATE ABSL_CONST_INIT JeFns je = {{&MallocX},      {&FreeX},
+                                             {&CallocX},      {&ReallocX},
+                                             {&NewX},         {&NewNothrowX},
+                                             {&NewAlignedX},  {&NewAlignedNothrowX},
+                                             {&SizedDeleteX}, {&SizedAlignedDeleteX}};
 
 void* AlignedUntagged(size_t align, size_t size) noexcept {
   void* p = mallocx(size == 0 ? 1 : size, MALLOCX_ALIGN(align));

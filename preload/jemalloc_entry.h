@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <new>
 
+#include "core/ro_state.h"
+
 namespace pmalloc::internal::route {
 
 // jemalloc's own malloc/free/calloc/realloc (its fastest entry points). Until the library
@@ -17,7 +19,9 @@ namespace pmalloc::internal::route {
 // before pmalloc initialises; both are the same jemalloc heap.
 // The types are noexcept so that the face's noexcept functions can tail-call them (a call
 // that may throw needs a terminate landing pad, which forbids the jump).
-struct JeFns {
+// Every malloc and free jumps through it: it lives in the read-only-after-lockdown section
+// (core/ro_state.h), so a page of its own; writes go through RoWrite.
+struct alignas(kRoPage) JeFns {
   std::atomic<void* (*)(size_t) noexcept> malloc;
   std::atomic<void (*)(void*) noexcept> free;
   std::atomic<void* (*)(size_t, size_t) noexcept> calloc;
@@ -33,6 +37,7 @@ struct JeFns {
   std::atomic<void (*)(void*, size_t) noexcept> sized_delete;
   std::atomic<void (*)(void*, size_t, std::align_val_t) noexcept> sized_aligned_delete;
 };
+static_assert(sizeof(JeFns) % kRoPage == 0);
 // Hidden: read with one rip-relative load instead of a GOT indirection.
 extern JeFns je __attribute__((visibility("hidden")));
 

@@ -118,12 +118,15 @@ void* TagNewAlignedNothrow(size_t size, std::align_val_t align, const std::nothr
 // table itself may be made read-only).
 void EndStartupTagging() {
   if (!tagging.exchange(false, std::memory_order_acq_rel)) return;
-  je.malloc.store(saved.malloc, std::memory_order_relaxed);
-  je.calloc.store(saved.calloc, std::memory_order_relaxed);
-  je.new_.store(saved.new_, std::memory_order_relaxed);
-  je.new_nothrow.store(saved.new_nothrow, std::memory_order_relaxed);
-  je.new_aligned.store(saved.new_aligned, std::memory_order_relaxed);
-  je.new_aligned_nothrow.store(saved.new_aligned_nothrow, std::memory_order_release);
+  RoWrite w;  // REQUIRES: before LockRoState (the lockdown hook runs first)
+  if (!w.ok()) return;
+  JeFns* to = w.At(&je);
+  to->malloc.store(saved.malloc, std::memory_order_relaxed);
+  to->calloc.store(saved.calloc, std::memory_order_relaxed);
+  to->new_.store(saved.new_, std::memory_order_relaxed);
+  to->new_nothrow.store(saved.new_nothrow, std::memory_order_relaxed);
+  to->new_aligned.store(saved.new_aligned, std::memory_order_relaxed);
+  to->new_aligned_nothrow.store(saved.new_aligned_nothrow, std::memory_order_release);
 }
 
 void AddConfiguredWrappers(const char* names) {
@@ -186,12 +189,17 @@ __attribute__((constructor(102))) void BeginStartupTagging() {
   saved.new_aligned_nothrow = je.new_aligned_nothrow.load(std::memory_order_relaxed);
   Registry::SetBeforeLockdown(EndStartupTagging);
   tagging.store(true, std::memory_order_release);
-  je.malloc.store(TagMalloc, std::memory_order_relaxed);
-  je.calloc.store(TagCalloc, std::memory_order_relaxed);
-  je.new_.store(TagNew, std::memory_order_relaxed);
-  je.new_nothrow.store(TagNewNothrow, std::memory_order_relaxed);
-  je.new_aligned.store(TagNewAligned, std::memory_order_relaxed);
-  je.new_aligned_nothrow.store(TagNewAlignedNothrow, std::memory_order_release);
+  {
+    RoWrite w;
+    if (!w.ok()) return;
+    JeFns* to = w.At(&je);
+    to->malloc.store(TagMalloc, std::memory_order_relaxed);
+    to->calloc.store(TagCalloc, std::memory_order_relaxed);
+    to->new_.store(TagNew, std::memory_order_relaxed);
+    to->new_nothrow.store(TagNewNothrow, std::memory_order_relaxed);
+    to->new_aligned.store(TagNewAligned, std::memory_order_relaxed);
+    to->new_aligned_nothrow.store(TagNewAlignedNothrow, std::memory_order_release);
+  }
   // A lockdown that already ran (a constructor of a library loaded before us cannot call
   // pmalloc_lockdown, but be safe) ends tagging at once.
   if (Registry::LockedDown()) EndStartupTagging();
