@@ -192,6 +192,17 @@ int pmalloc_is_protected(const void* ptr) {
   return (a != nullptr && !a->writable.load(std::memory_order_acquire)) ? 1 : 0;
 }
 
+int pmalloc_is_protected_range(const void* ptr, const char** name) {
+  Registry::RangeInfo range;
+  if (!Registry::RangeOf(ptr, &range)) {
+    errno = ENOENT;
+    return -1;
+  }
+  if (name != nullptr) *name = range.name;
+  // As the fault report says it: lockdown protects every range, at once after it.
+  return (range.sealed || Registry::LockedDown()) ? 1 : 0;
+}
+
 const char* pmalloc_pool_name(const pmalloc_pool* handle) {
   Pool* pool = FromHandle(handle);
   return pool == nullptr ? nullptr : pool->name();

@@ -241,7 +241,7 @@ bool Pool::OpenArea(size_t min_bytes) {
     return false;
   }
   m->area = a;
-  a->blocks = m;
+  PublishBlockMap(a, m);  // lock-free readers may look from now on
   RetireCurrent();
   m->next = areas_;
   areas_ = m;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build tree into a scratch prefix, then builds and runs a consumer project
-# against it: C++ through find_package(pmalloc CONFIG), C and C++ through pkg-config; then
+# against it: C++ through find_package(pmalloc CONFIG) (and a GoogleTest test through
+# pmalloc::testing), C and C++ through pkg-config; then
 # runs the installed pmalloc-run (it must preload the installed library) and pmalloc-inspect.
 # Usage: install_test.sh BUILD_DIR CONSUMER_SOURCE_DIR SCRATCH_DIR
 set -euo pipefail
@@ -20,6 +21,7 @@ ldd "$scratch/build/minimal_c" | grep -F "$prefix" >/dev/null ||
 "$scratch/build/minimal_c"
 "$scratch/build/minimal_cpp"
 "$scratch/build/minimal_cpp_pc"
+"$scratch/build/config_test" --gtest_brief=1  # pmalloc::testing: EXPECT_LOCKED, EXPECT_WRITE_FAULTS
 # The installed pmalloc-run preloads the installed library (found relative to itself).
 lib=$(realpath "$LD_LIBRARY_PATH")/libpmalloc.so
 env -u LD_PRELOAD -u PMALLOC_CONF "$prefix/bin/pmalloc-run" --lockdown main -- /usr/bin/env |

@@ -149,6 +149,32 @@ PMALLOC_EXPORT struct pmalloc_pool *pmalloc_pool_of(const void *ptr);
 /* 1 when `ptr` lies in a read-only pool area, else 0. Lock-free, O(1). */
 PMALLOC_EXPORT int pmalloc_is_protected(const void *ptr);
 
+/* For a byte of a range registered with pmalloc_register_lockdown_range: 1 once
+ * pmalloc_lockdown has run (it protects every registered range, and later registrations at
+ * once) or the range is sealed, 0 before; *name, when `name` is not NULL, gets the name the
+ * range was registered with (NULL if none). -1 with errno ENOENT when `ptr` is in no
+ * registered range. Pool memory is never in a registered range: see pmalloc_is_protected.
+ * Lock-free and async-signal-safe; O(number of registered ranges). */
+PMALLOC_EXPORT int pmalloc_is_protected_range(const void *ptr, const char **name);
+
+/* The hardened-usercopy check (the kernel series' is_pmalloc_object), for code that copies
+ * into or out of pool objects:
+ *   1  when [ptr, ptr + n) lies inside one live pool allocation (its usable size, as
+ *      pmalloc_usable_size reports it; protected or not);
+ *   0  when the range touches no pool memory: NULL, heap, stack, statics (registered
+ *      lockdown ranges too: pmalloc knows no object bounds in them), the guard gaps
+ *      between areas, a destroyed pool's addresses; and n == 0 (an empty range touches
+ *      nothing);
+ *  -1  with errno EFAULT when it touches pool memory but not inside one live allocation:
+ *      it crosses an allocation's start or end, an area's end, or lies in a freed or
+ *      never allocated block; also when ptr + n wraps around the address space.
+ * Lock-free, and safe against concurrent pmalloc/pfree on the pool (a racing pfree may make
+ * the answer stale, never wrong memory reads); not against pmalloc_destroy_pool of that
+ * pool. Cost: O(1) per pool area touched (plus a bitmap scan of one 64-bit word per 512
+ * bytes of the allocation), one table load per 64 KiB of the range that lies in the pool
+ * window outside any area; a range outside the window costs two compares. */
+PMALLOC_EXPORT int pmalloc_check_object(const void *ptr, size_t n);
+
 /* Name given at creation, or NULL for a NULL pool. */
 PMALLOC_EXPORT const char *pmalloc_pool_name(const struct pmalloc_pool *pool);
 
