@@ -10,10 +10,12 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/registry.h"
+#include "core/write_rare.h"
 #include "pmalloc/pmalloc.h"
 
 using pmalloc::internal::Pool;
 using pmalloc::internal::Registry;
+using pmalloc::internal::WriteRare;
 
 struct pmalloc_pool {};  // never defined: handles are Pool objects
 
@@ -215,6 +217,38 @@ int pmalloc_pool_stats(const pmalloc_pool* handle, pmalloc_stats* out) {
   }
   pool->Stats(out);
   return 0;
+}
+
+// disable:true: pool memory is jemalloc's, never protected: the update is a plain store.
+int pmalloc_wr_memcpy(void* dst, const void* src, size_t n) {
+  if (Disabled() && dst != nullptr && !pmalloc::internal::Window::Contains(dst)) {
+    memcpy(dst, src, n);
+    return 0;
+  }
+  return WriteRare::Memcpy(dst, src, n);
+}
+
+int pmalloc_wr_memset(void* dst, int c, size_t n) {
+  if (Disabled() && dst != nullptr && !pmalloc::internal::Window::Contains(dst)) {
+    memset(dst, c, n);
+    return 0;
+  }
+  return WriteRare::Memset(dst, c, n);
+}
+
+int pmalloc_wr_assign_ptr(void* dst, const void* value) {
+  if (Disabled() && dst != nullptr && !pmalloc::internal::Window::Contains(dst) &&
+      (reinterpret_cast<uintptr_t>(dst) & 7) == 0) {
+    __atomic_store_n(static_cast<const void**>(dst), value, __ATOMIC_RELEASE);
+    return 0;
+  }
+  return WriteRare::AssignPtr(dst, value);
+}
+
+int pmalloc_make_pool_ro(pmalloc_pool* handle) {
+  Pool* pool = FromHandle(handle);
+  if (pool == nullptr) return -1;
+  return Disabled() ? 0 : WriteRare::MakeReadOnly(pool);
 }
 
 pmalloc_pool* pmalloc_default_pool(void) { return ToHandle(Registry::DefaultPool()); }

@@ -34,6 +34,13 @@ void FatalDoublePfree(const void* p, const char* pool) {
   Die(line);
 }
 
+void FatalWriteRareMismatch(const void* p, const char* pool) {
+  LogLine line;
+  line.Str("pmalloc: write-rare update of ").Ptr(p).Str(" in pool '").Str(pool);
+  line.Str("' did not read back");
+  Die(line);
+}
+
 void FatalNotInPool(const char* call, const void* p) {
   LogLine line;
   line.Str("pmalloc: ").Str(call).Str("(): invalid pointer ").Ptr(p);

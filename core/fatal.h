@@ -44,6 +44,12 @@ namespace pmalloc::internal {
 // (one line).
 [[noreturn]] void FatalRoAfterInitCopied(const char* variable, const char* module);
 
+// pmalloc_wr_*: the bytes read back through the object's own address after a write-rare
+// update are not the ones written (another writer of the pool's memfd, or a mapping that is
+// not the pool's):
+//   pmalloc: write-rare update of <addr> in pool '<pool>' did not read back
+[[noreturn]] void FatalWriteRareMismatch(const void* p, const char* pool);
+
 // preload: the __libc_start_main hook cannot find glibc's own:
 //   pmalloc: cannot find glibc's __libc_start_main
 [[noreturn]] void FatalNoLibcStartMain();

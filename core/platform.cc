@@ -61,10 +61,11 @@ bool WriteAll(int fd, const char* src, size_t len, off_t off) {
 // nor swapped reads as zero: skipping it keeps sparse areas sparse instead of materialising
 // them twice (old file on read, new file on write). Without pagemap (no /proc, a failed
 // read) the pages are copied anyway: correct, only more memory.
-bool CopyTouchedPages(int fd, const char* addr, size_t used) {
+// `file_off` is the file offset of `addr`.
+bool CopyTouchedPages(int fd, const char* addr, size_t used, off_t file_off = 0) {
   const size_t page = PageSize();
   const int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (pagemap < 0) return WriteAll(fd, addr, used, 0);
+  if (pagemap < 0) return WriteAll(fd, addr, used, file_off);
   constexpr size_t kBatch = 512;  // entries per read: 4 KiB of stack, 2 MiB of area
   uint64_t entries[kBatch];
   size_t run = 0;  // bytes of touched pages pending before `off + i * page`
@@ -80,12 +81,14 @@ bool CopyTouchedPages(int fd, const char* addr, size_t used) {
         run += page;
       } else if (run != 0) {
         const size_t start = off + i * page - run;
-        ok = WriteAll(fd, addr + start, run, static_cast<off_t>(start));
+        ok = WriteAll(fd, addr + start, run, file_off + static_cast<off_t>(start));
         run = 0;
       }
     }
   }
-  if (ok && run != 0) ok = WriteAll(fd, addr + used - run, run, static_cast<off_t>(used - run));
+  if (ok && run != 0) {
+    ok = WriteAll(fd, addr + used - run, run, file_off + static_cast<off_t>(used - run));
+  }
   const int saved = errno;
   close(pagemap);
   errno = saved;
@@ -217,6 +220,61 @@ void ClosePoolFile(PoolFile* f) {
     errno = saved;
   }
   *f = PoolFile{};
+}
+
+bool MoveToPoolFile(void* addr, size_t size, size_t used, CopyPages pages, PoolFile* f,
+                    size_t* offset) {
+  if (!PoolFileValid(*f)) {
+    errno = EBADF;
+    return false;
+  }
+  const size_t page = PageSize();
+  used = std::min(size, (used + page - 1) & ~(page - 1));
+  const size_t off = f->size;
+  if (ftruncate(f->fd, static_cast<off_t>(off + size)) != 0) return false;
+  f->size = off + size;
+  const char* src = static_cast<const char*>(addr);
+  const bool copied = pages == CopyPages::kAll
+                          ? WriteAll(f->fd, src, used, static_cast<off_t>(off))
+                          : CopyTouchedPages(f->fd, src, used, static_cast<off_t>(off));
+  // As in RemapSharedReadOnly: one VMA replaces another, no hole, never writable.
+  if (!copied || mmap(addr, size, PROT_READ, MAP_SHARED | MAP_FIXED, f->fd,
+                      static_cast<off_t>(off)) == MAP_FAILED) {
+    return false;
+  }
+  *offset = off;
+  return true;
+}
+
+bool CopyToPoolFile(const void* src, size_t n, PoolFile* f, size_t offset) {
+  if (offset + n > f->size) {
+    if (ftruncate(f->fd, static_cast<off_t>(offset + n)) != 0) return false;
+    f->size = offset + n;
+  }
+  return WriteAll(f->fd, static_cast<const char*>(src), n, static_cast<off_t>(offset));
+}
+
+bool MapPoolFileReadOnly(void* addr, size_t size, const PoolFile& f, size_t offset) {
+  return mmap(addr, size, PROT_READ, MAP_SHARED | MAP_FIXED, f.fd, static_cast<off_t>(offset)) !=
+         MAP_FAILED;
+}
+
+bool PoolFileWrite(const PoolFile& f, size_t offset, const void* src, size_t n) {
+  return WriteAll(f.fd, static_cast<const char*>(src), n, static_cast<off_t>(offset));
+}
+
+bool AliasStore64(const PoolFile& f, size_t offset, uint64_t value) {
+  const size_t page = PageSize();
+  const size_t page_off = offset & ~(page - 1);
+  void* alias =
+      mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd, static_cast<off_t>(page_off));
+  if (alias == MAP_FAILED) return false;
+  __atomic_store_n(reinterpret_cast<uint64_t*>(static_cast<char*>(alias) + (offset - page_off)),
+                   value, __ATOMIC_RELEASE);
+  const int saved = errno;
+  (void)munmap(alias, page);
+  errno = saved;
+  return true;
 }
 
 bool MapLandmark(void* addr, const char* name) {

@@ -30,6 +30,9 @@ void* AllocatePages(size_t size);
 // MAP_PRIVATE keeps fork's copy semantics.
 [[nodiscard]] bool MapArea(void* addr, size_t size, const char* name);
 
+// Which pages of a private range a move onto a memfd copies (RemapSharedReadOnly).
+enum class CopyPages { kTouched, kAll };
+
 // One pool's memfd (protect:shared): its writable areas are MAP_SHARED windows on it, at
 // increasing offsets, so that protect is one mprotect(PROT_READ) (a read-only shared mapping
 // refuses FOLL_FORCE writes: /proc/PID/mem, ptrace). `dev`/`ino` identify the file, so a
@@ -64,6 +67,36 @@ inline constexpr int kPoolFileMinFd = 512;
 // writable pool memory. One mmap; no copy.
 [[nodiscard]] bool PrivatizeArea(void* addr, size_t size, const PoolFile& f, size_t offset);
 
+// Write-rare pools (core/write_rare.h) keep their memfd open after protect, and every
+// protected area of such a pool lives on it. The functions below serve them.
+
+// Moves the private area [addr, addr+size) onto `f`: grows the file by `size` (the new part's
+// offset goes to `*offset`), copies the first `used` bytes (rounded up to pages; `pages` as
+// for RemapSharedReadOnly) into it and maps it read-only MAP_SHARED|MAP_FIXED at `addr`.
+// REQUIRES: nothing writes the range (it is already mprotect'ed read-only). On failure
+// (EBADF: the descriptor is no longer ours; errno of ftruncate, pwrite or mmap) the old
+// mapping is left as it was and the file may be longer than needed.
+[[nodiscard]] bool MoveToPoolFile(void* addr, size_t size, size_t used, CopyPages pages,
+                                  PoolFile* f, size_t* offset);
+
+// pwrite of `n` bytes from `src` at `offset` of `f`, growing the file when needed (the fork
+// handler's copy of a write-rare pool).
+[[nodiscard]] bool CopyToPoolFile(const void* src, size_t n, PoolFile* f, size_t offset);
+
+// Maps [addr, addr+size) read-only MAP_SHARED|MAP_FIXED on `f` at `offset`.
+[[nodiscard]] bool MapPoolFileReadOnly(void* addr, size_t size, const PoolFile& f, size_t offset);
+
+// pwrite(2) of all `n` bytes at `offset` of `f`: a write into the file's pages that no mapping
+// takes part in. Not atomic for concurrent readers of the mapped pages. One syscall for
+// n <= 2 GiB.
+[[nodiscard]] bool PoolFileWrite(const PoolFile& f, size_t offset, const void* src, size_t n);
+
+// One atomic 8-byte store (release) of `value` at `offset` (8-aligned) of `f`, through a
+// read-write MAP_SHARED alias of that one page at an address the kernel picks, unmapped at
+// once: concurrent readers of the page's other mappings see the old or the new value, never
+// a mix. Costs an mmap, a page fault and an munmap (with its TLB shootdown).
+[[nodiscard]] bool AliasStore64(const PoolFile& f, size_t offset, uint64_t value);
+
 // Closes the descriptor (mappings keep the file alive) and resets `*f`.
 void ClosePoolFile(PoolFile* f);
 
@@ -88,7 +121,6 @@ void ClosePoolFile(PoolFile* f);
 // mapping is left as it was. `pages` kAll copies every page up to `used` instead: for memory that
 // is not anonymous (a module's file-backed .data, where a page never touched still holds the file's
 // bytes).
-enum class CopyPages { kTouched, kAll };
 [[nodiscard]] bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name,
                                        CopyPages pages = CopyPages::kTouched);
 

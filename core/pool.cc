@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/platform.h"
 #include "core/sites.h"
+#include "core/write_rare.h"
 
 namespace pmalloc::internal {
 
@@ -38,7 +39,8 @@ BlockMap* MapOf(const void* p) {
 Pool* Pool::Create(const char* name, size_t refill, unsigned align_order, unsigned flags) {
   if (name == nullptr || name[0] == '\0' || strlen(name) > PMALLOC_NAME_MAX ||
       align_order > kMaxPoolAlignOrder ||
-      (flags & ~(PMALLOC_POOL_GROWABLE | PMALLOC_POOL_MANUAL)) != 0 || refill > kMaxAllocation) {
+      (flags & ~(PMALLOC_POOL_GROWABLE | PMALLOC_POOL_MANUAL | PMALLOC_POOL_WRITE_RARE)) != 0 ||
+      refill > kMaxAllocation) {
     errno = EINVAL;
     return nullptr;
   }
@@ -208,7 +210,7 @@ bool Pool::OpenArea(size_t min_bytes) {
     return false;
   }
   Area* a = nullptr;
-  if (GetConfig().protect_shared) {
+  if (GetConfig().protect_shared || KeepsFile()) {  // write-rare needs its memfd in every mode
     if (file_.fd < 0 && !platform::OpenPoolFile(map_name_, &file_)) NoFile(errno);
     if (file_.fd >= 0) {
       a = Window::NewArea(this, size, map_name_, &file_);
@@ -305,6 +307,19 @@ bool Pool::FindBlock(const void* ptr, uintptr_t* start, size_t* size, bool* live
   return true;
 }
 
+bool Pool::LiveBlockContaining(const Area* a, uintptr_t p, size_t n) const {
+  const BlockMap* m = a->blocks;
+  const size_t off = p - a->base;
+  if (m == nullptr || off >= m->bump) return false;
+  size_t i = off >> kUnitShift;
+  while (!TestBit(m->start_bits, i)) {
+    if (i == 0) return false;
+    --i;
+  }
+  const size_t start = i << kUnitShift;
+  return TestBit(m->live_bits, i) && n <= m->BlockBytes(i, m->bump) - (off - start);
+}
+
 int Pool::Prealloc(size_t size) {
   if (size > kMaxAllocation) {
     errno = ENOMEM;
@@ -353,7 +368,10 @@ bool Pool::ProtectArea(BlockMap* m, int* shared_err) {
   // anonymous one (no memfd was available) copies only its touched pages.
   void* base = reinterpret_cast<void*>(a->base);
   if (!platform::ProtectReadOnly(base, a->size)) return false;
-  if (a->backing != Area::Backing::kShared && GetConfig().protect_shared) {
+  if (KeepsFile()) {
+    // Onto the pool's own memfd, whose descriptor the write-rare path writes through.
+    if (!WriteRare::MoveOntoPoolFile(this, m) && *shared_err == 0) *shared_err = errno;
+  } else if (a->backing != Area::Backing::kShared && GetConfig().protect_shared) {
     const auto pages = a->backing == Area::Backing::kPrivateFile ? platform::CopyPages::kAll
                                                                  : platform::CopyPages::kTouched;
     if (platform::RemapSharedReadOnly(base, a->size, RoundUp(m->bump, platform::PageSize()),
@@ -393,14 +411,16 @@ int Pool::ProtectLocked() {
     return -1;
   }
   // No writable area is left on the memfd: its descriptor goes, so nothing can pwrite the
-  // protected pages through it. A GROWABLE pool's next area opens a fresh memfd.
-  CloseFile();
+  // protected pages through it. A GROWABLE pool's next area opens a fresh memfd. A
+  // write-rare pool keeps it: pmalloc_wr_* write through it (core/write_rare.h).
+  if (!KeepsFile()) CloseFile();
   protected_ = true;
   return 0;
 }
 
 void Pool::LockForFork() {
   lock_.Lock();
+  if (KeepsFile()) WriteRare::PrepareFork(this);  // the child's copy of the protected areas
   if (file_.fd < 0) return;
   const bool valid = platform::PoolFileValid(file_);
   for (BlockMap* m = areas_; m != nullptr; m = m->next) {
@@ -422,7 +442,12 @@ void Pool::LockForFork() {
         .Str("): parent and child share its writable pages");
     line.Emit();
   }
-  CloseFile();
+  if (!KeepsFile()) CloseFile();
+}
+
+void Pool::UnlockAfterFork() {
+  if (wr_fork_pid_ != 0) WriteRare::AfterFork(this);
+  lock_.Unlock();
 }
 
 int Pool::Protect() {

@@ -85,7 +85,11 @@ class Pool {
   // instead of sharing writable pages; then closes the memfd: the next area, in either
   // process, goes to a fresh one. One mmap per writable area, no copy.
   void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS;
-  void UnlockAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { lock_.Unlock(); }
+  void UnlockAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS;
+
+  // Write-rare pools: core/write_rare.h does the writes, fork and make-read-only, on this
+  // pool's lock, areas and memfd.
+  friend class WriteRare;
 
   // Registry links (guarded by the registry lock).
   Pool* next = nullptr;
@@ -114,6 +118,14 @@ class Pool {
   bool ProtectArea(BlockMap* m, int* shared_err) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void NoFile(int err) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void CloseFile() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // True when [p, p+n) lies inside one live block of area `a` (an area of this pool).
+  bool LiveBlockContaining(const Area* a, uintptr_t p, size_t n) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // A write-rare pool that pmalloc_make_pool_ro has not closed: its memfd stays open after
+  // protect, and every protected area lives on it.
+  bool KeepsFile() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    return (flags_ & PMALLOC_POOL_WRITE_RARE) != 0 && !wr_closed_;
+  }
 
   uint32_t magic_ = kMagic;
   unsigned flags_ = 0;
@@ -132,6 +144,9 @@ class Pool {
   BlockMap* current_ ABSL_GUARDED_BY(lock_) = nullptr;  // writable area bump-allocated from
   bool protected_ ABSL_GUARDED_BY(lock_) = false;       // no writable area since last protect
   bool sealed_ ABSL_GUARDED_BY(lock_) = false;          // Seal() succeeded: never destroyed
+  bool wr_closed_ ABSL_GUARDED_BY(lock_) = false;       // pmalloc_make_pool_ro ran
+  platform::PoolFile wr_fork_file_ ABSL_GUARDED_BY(lock_);  // the child's copy, across fork
+  int wr_fork_pid_ ABSL_GUARDED_BY(lock_) = 0;              // the parent's pid, across fork
   AddrVector small_free_[kSmallUnits + 1] ABSL_GUARDED_BY(lock_);
   RangeVector large_free_ ABSL_GUARDED_BY(lock_);
 

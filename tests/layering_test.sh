@@ -16,7 +16,7 @@ declare -A rank=(
   [meta_allocator]=1 [log]=1 [fatal]=1 [write_observer]=1 [modules]=1 [report_file]=1
   [window]=2 [sites]=2
   [config]=3 [config_keys]=3 [rules]=3
-  [pool]=4 [pool_pointer]=4 [block_map]=4 [disabled_blocks]=4 [object_check]=4
+  [pool]=4 [pool_pointer]=4 [block_map]=4 [disabled_blocks]=4 [object_check]=4 [write_rare]=4
   [registry]=5 [fault_report]=5 [learn]=5
   [triggers]=6 [stats_report]=6 [learn_report]=6
   [c_api]=7 [scope]=7

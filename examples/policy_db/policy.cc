@@ -1,5 +1,7 @@
 #include "policy.h"
 
+#include <errno.h>
+
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -34,6 +36,13 @@ class Lcg {
   uint64_t state_ = 0x5eed;
 };
 
+struct Table {
+  RuleMap* map;
+  size_t rules;
+};
+
+absl::StatusOr<Table> BuildTable(const std::string& path, pmalloc_pool* pool);
+
 }  // namespace
 
 uint32_t PermBit(std::string_view name) {
@@ -44,6 +53,38 @@ uint32_t PermBit(std::string_view name) {
 }
 
 absl::StatusOr<Policy> Policy::Load(const std::string& path, pmalloc_pool* pool) {
+  absl::StatusOr<Table> table = BuildTable(path, pool);
+  if (!table.ok()) return table.status();
+  void* mem = pmalloc_aligned(pool, sizeof(PolicyRoot), alignof(PolicyRoot));
+  if (mem == nullptr) return absl::ResourceExhaustedError("pool: no memory for the root");
+  auto* root = new (mem) PolicyRoot{};
+  // Plain stores while the pool is writable (pmalloc::Write is one then).
+  if (absl::Status st = root->map.Set(table->map); !st.ok()) return st;
+  if (absl::Status st = root->rules.Set(table->rules); !st.ok()) return st;
+  if (absl::Status st = root->generation.Set(1); !st.ok()) return st;
+  return Policy(root, pool);
+}
+
+absl::Status Policy::Reload(const std::string& path, bool seal) {
+  // After lockdown the pool's areas are read-only: the first allocation opens a fresh area
+  // (the pool is growable), which holds the whole new table.
+  absl::StatusOr<Table> table = BuildTable(path, pool_);
+  if (!table.ok()) return table.status();
+  // Locked before anyone can reach it: readers only ever see read-only tables.
+  if ((seal ? pmalloc_seal_pool(pool_) : pmalloc_protect_pool(pool_)) != 0 && errno != ENOSYS) {
+    return absl::ErrnoToStatus(errno, "locking the new table");
+  }
+  // The swap: one atomic store of the root pointer, through pmalloc (no writable mapping at
+  // the root's address, ever). rules and generation follow; a reader may pair the new table
+  // with the old count for a moment, which only the demo's report reads.
+  if (absl::Status st = root_->map.Set(table->map); !st.ok()) return st;
+  if (absl::Status st = root_->rules.Set(table->rules); !st.ok()) return st;
+  return root_->generation.Set(root_->generation.get() + 1);
+}
+
+namespace {
+
+absl::StatusOr<Table> BuildTable(const std::string& path, pmalloc_pool* pool) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
   // Parse everything first, so the table can be sized once: growing it rehashes, and the
@@ -93,18 +134,21 @@ absl::StatusOr<Policy> Policy::Load(const std::string& path, pmalloc_pool* pool)
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("pool: no memory for the table");
   }
-  const size_t rules = parsed.size();
-  return Policy(map, rules);
+  return Table{map, parsed.size()};
 }
 
+}  // namespace
+
 bool Policy::Allows(std::string_view subject, std::string_view object, uint32_t perm) const {
-  const auto it = map_->find(Key(subject, object));
-  return it != map_->end() && (it->second & perm) == perm && perm != 0;
+  const RuleMap* map = root_->map.get();  // one acquire load: this table, whole
+  const auto it = map->find(Key(subject, object));
+  return it != map->end() && (it->second & perm) == perm && perm != 0;
 }
 
 uint32_t* Policy::SlotOf(std::string_view subject, std::string_view object) const {
-  const auto it = map_->find(Key(subject, object));
-  return it == map_->end() ? nullptr : &it->second;
+  RuleMap* map = const_cast<RuleMap*>(root_->map.get());
+  const auto it = map->find(Key(subject, object));
+  return it == map->end() ? nullptr : &it->second;
 }
 
 absl::Status GeneratePolicy(const std::string& path, size_t rules) {

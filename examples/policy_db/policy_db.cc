@@ -1,21 +1,27 @@
 // policy_db: the pmalloc demo. Loads an access-control policy into a pmalloc pool, locks it
 // down, answers queries, and (--tamper) shows an attacker's write into the locked policy
-// being stopped by the MMU.
+// being stopped by the MMU; (--serve) keeps answering from reader threads and reloads the
+// policy on SIGHUP into the same locked, write-rare pool (docs/write-rare.md).
 //
 //   policy_db --generate FILE --rules N          write a deterministic policy of N rules
 //   policy_db FILE --query "subj obj perm" ...   load, lock, answer (ALLOW/DENY)
 //   policy_db FILE --tamper                      load, lock, attack in forked children
+//   policy_db FILE --serve [--query ...]         load, lock, serve; SIGHUP reloads FILE,
+//                                                SIGTERM/SIGINT stop
 //   options: --no-seal  lock with mprotect only (default: also mseal(2) where supported)
 //
-// Exit status: 0 success (for --tamper: every attack was stopped), 1 an attack succeeded,
-// 2 usage or input error.
+// Exit status: 0 success (for --tamper: every attack was stopped; for --serve: no reader
+// ever got a wrong answer), 1 an attack succeeded or a reader answered wrong, 2 usage or
+// input error.
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +29,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -40,6 +47,7 @@ struct Args {
   std::string file;
   std::vector<std::string> queries;
   bool tamper = false;
+  bool serve = false;
   bool seal = true;
 };
 
@@ -47,7 +55,8 @@ int Usage(const char* msg) {
   std::fprintf(stderr,
                "policy_db: %s\nusage: policy_db --generate FILE [--rules N]\n"
                "       policy_db FILE [--no-seal] --query \"subject object perm\" ...\n"
-               "       policy_db FILE [--no-seal] --tamper\n",
+               "       policy_db FILE [--no-seal] --tamper\n"
+               "       policy_db FILE [--no-seal] --serve [--query \"subject object perm\"] ...\n",
                msg);
   return 2;
 }
@@ -70,6 +79,8 @@ bool ParseArgs(int argc, char** argv, Args* args, std::string* error) {
       args->queries.push_back(argv[++i]);
     } else if (a == "--tamper") {
       args->tamper = true;
+    } else if (a == "--serve") {
+      args->serve = true;
     } else if (a == "--no-seal") {
       args->seal = false;
     } else if (!a.empty() && a[0] != '-' && args->file.empty()) {
@@ -83,8 +94,8 @@ bool ParseArgs(int argc, char** argv, Args* args, std::string* error) {
     *error = "no policy file";
     return false;
   }
-  if (args->file.empty() == false && args->queries.empty() && !args->tamper) {
-    *error = "nothing to do: give --query or --tamper";
+  if (args->file.empty() == false && args->queries.empty() && !args->tamper && !args->serve) {
+    *error = "nothing to do: give --query, --tamper or --serve";
     return false;
   }
   return true;
@@ -267,6 +278,80 @@ int Tamper(const pmalloc::Pool& pool, const Policy& policy, bool seal) {
   return stopped ? 0 : 1;
 }
 
+// Answers every --query, each line prefixed with the policy's generation.
+int AnswerQueries(const Policy& policy, const std::vector<std::string>& queries) {
+  int rc = 0;
+  for (const std::string& q : queries) {
+    std::printf("generation %llu: ", static_cast<unsigned long long>(policy.generation()));
+    rc = std::max(rc, Query(policy, q));
+  }
+  return rc;
+}
+
+// Locks the policy, then answers queries from reader threads until SIGTERM/SIGINT; SIGHUP
+// reloads the file into the same pool. The signals are taken by sigwait in this thread (a
+// safe point: Reload allocates, which no signal handler may do), never by a handler.
+int Serve(const pmalloc::Pool& pool, Policy& policy, const Args& args) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before the readers start: they inherit it
+  if (!LockDown(pool, policy, args.seal)) return 2;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> answered{0};
+  std::atomic<uint64_t> wrong{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        // Rules every generation of the demo policy has: a wrong answer means a reader saw
+        // a torn or half-built table.
+        const bool ok = policy.Allows("bob", "/srv/www", policy_db::kWrite) &&
+                        !policy.Allows("www-data", "/srv/www", policy_db::kWrite);
+        if (!ok) wrong.fetch_add(1, std::memory_order_relaxed);
+        answered.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  int rc = AnswerQueries(policy, args.queries);
+  std::printf("serving: pid %d, generation %llu, 2 reader threads; SIGHUP reloads %s\n",
+              static_cast<int>(getpid()), static_cast<unsigned long long>(policy.generation()),
+              args.file.c_str());
+  std::fflush(stdout);
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0 || sig != SIGHUP) break;
+    const uint64_t before = answered.load();
+    const auto t0 = std::chrono::steady_clock::now();
+    const absl::Status st = policy.Reload(args.file, args.seal);
+    const double ms = MsSince(t0);
+    if (!st.ok()) {
+      std::printf("reload failed, generation %llu kept: %s\n",
+                  static_cast<unsigned long long>(policy.generation()), st.ToString().c_str());
+    } else {
+      std::printf(
+          "reloaded: generation %llu, %zu rules in %.2f ms; the readers answered %llu queries "
+          "meanwhile\n",
+          static_cast<unsigned long long>(policy.generation()), policy.rules(), ms,
+          static_cast<unsigned long long>(answered.load() - before));
+      const bool locked =
+          pmalloc_is_protected(policy.root()) && pmalloc_is_protected(policy.table());
+      std::printf("        root and table locked: %s\n", locked ? "yes" : "NO");
+      PrintLocked(pool, policy);
+      rc = std::max(rc, AnswerQueries(policy, args.queries));
+    }
+    std::fflush(stdout);
+  }
+  stop.store(true);
+  for (std::thread& t : readers) t.join();
+  std::printf("stopped: the readers answered %llu queries, %llu wrong\n",
+              static_cast<unsigned long long>(answered.load()),
+              static_cast<unsigned long long>(wrong.load()));
+  return wrong.load() != 0 ? 1 : rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -284,7 +369,9 @@ int main(int argc, char** argv) {
     if (args.file.empty()) return 0;
   }
 
-  absl::StatusOr<pmalloc::Pool> pool = pmalloc::Pool::Create("policy");
+  // Write-rare and growable: --serve reloads into it after lockdown (Policy::Reload).
+  absl::StatusOr<pmalloc::Pool> pool =
+      pmalloc::Pool::Create("policy", {.growable = true, .write_rare = true});
   if (!pool.ok()) {
     std::fprintf(stderr, "policy_db: %s\n", pool.status().ToString().c_str());
     return 2;
@@ -299,6 +386,7 @@ int main(int argc, char** argv) {
               args.file.c_str(), MsSince(t0));
 
   if (args.tamper) return Tamper(*pool, *policy, args.seal);
+  if (args.serve) return Serve(*pool, *policy, args);
 
   if (!LockDown(*pool, *policy, args.seal)) return 2;
   int rc = 0;

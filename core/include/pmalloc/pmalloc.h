@@ -45,8 +45,9 @@ extern "C" {
 struct pmalloc_pool; /* opaque */
 
 /* Pool flags. */
-#define PMALLOC_POOL_GROWABLE (1u << 0) /* may allocate again after protect: new area */
-#define PMALLOC_POOL_MANUAL (1u << 1)   /* left out of pmalloc_lockdown() */
+#define PMALLOC_POOL_GROWABLE (1u << 0)   /* may allocate again after protect: new area */
+#define PMALLOC_POOL_MANUAL (1u << 1)     /* left out of pmalloc_lockdown() */
+#define PMALLOC_POOL_WRITE_RARE (1u << 2) /* after protect, changed only by pmalloc_wr_* */
 
 /* Lockdown flags. */
 #define PMALLOC_LOCKDOWN_SEAL (1u << 0) /* also mseal(2) every locked pool: irreversible */
@@ -176,6 +177,38 @@ PMALLOC_EXPORT int pmalloc_check_object(const void *ptr, size_t n);
 
 /* Name given at creation, or NULL for a NULL pool. */
 PMALLOC_EXPORT const char *pmalloc_pool_name(const struct pmalloc_pool *pool);
+
+/* Write-rare pools (PMALLOC_POOL_WRITE_RARE; docs/write-rare.md). Once protected (or sealed)
+ * such a pool is read-only like any other, but these functions can still change its live
+ * allocations, without ever making a mapping at the object's address writable: the pool keeps
+ * its memfd descriptor open (close-on-exec, a high number), wr_memcpy and wr_memset pwrite(2)
+ * it, wr_assign_ptr stores through a short-lived alias mapping of that one page at another
+ * address. Every update is read back through `dst`; a mismatch aborts with
+ *   "pmalloc: write-rare update of <addr> in pool '<name>' did not read back"
+ * On a write-rare pool not protected yet (or an area opened since) they are plain stores.
+ * Each returns 0, or -1 with errno, and then nothing was written:
+ *   EINVAL  [dst, dst+n) is not entirely inside one live allocation of a write-rare pool (NULL,
+ *           heap, stack, a plain pool, a freed block, past the allocation's end), `src`
+ *           overlaps it (wr_memcpy), or `dst` is not 8-aligned (wr_assign_ptr);
+ *   EPERM   the pool went through pmalloc_make_pool_ro (or, in a forked child, its areas
+ *           were sealed: a child cannot be given its own copy of sealed pages);
+ *   EIO     the allocation's area could not be moved onto the pool's memfd at protect (it is
+ *           protected with mprotect only; a line on stderr said so);
+ *   EBADF   the program closed the pool's descriptor;
+ *   or the errno of pwrite/mmap.
+ * Thread-safe: updates of one pool are serialized by its lock (as are its allocation, protect,
+ * fork and destroy). Cost (docs/write-rare.md): one pwrite and one fstat for wr_memcpy /
+ * wr_memset (plus the read-back), an mmap, a page fault and an munmap for wr_assign_ptr.
+ * Under PMALLOC_CONF=disable:true pools are plain memory and these are plain stores. */
+PMALLOC_EXPORT int pmalloc_wr_memcpy(void *dst, const void *src, size_t n);
+PMALLOC_EXPORT int pmalloc_wr_memset(void *dst, int c, size_t n);
+/* Stores the pointer `value` into `*(void **)dst` as one atomic 8-byte store (release):
+ * concurrent readers (an acquire load) see the old or the new pointer, never a mix. */
+PMALLOC_EXPORT int pmalloc_wr_assign_ptr(void *dst, const void *value);
+/* Protects the pool if needed and closes its memfd descriptor: a write-rare pool becomes an
+ * ordinary protected pool for good, and pmalloc_wr_* on it fail with EPERM.
+ * Errors: EINVAL (NULL pool, or not a write-rare pool), or those of pmalloc_protect_pool. */
+PMALLOC_EXPORT int pmalloc_make_pool_ro(struct pmalloc_pool *pool);
 
 struct pmalloc_stats {
   size_t live_bytes;                /* usable bytes of live allocations */

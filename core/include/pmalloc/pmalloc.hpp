@@ -52,6 +52,59 @@ struct PoolOptions {
   unsigned short align_order = 0;  // allocation alignment 1 << align_order (0: 16)
   bool growable = false;           // may allocate after protect (PMALLOC_POOL_GROWABLE)
   bool manual = false;             // left out of Lockdown() (PMALLOC_POOL_MANUAL)
+  bool write_rare = false;         // changed after protect by Write() (PMALLOC_POOL_WRITE_RARE)
+};
+
+// Write-rare update (docs/write-rare.md) of `*dst`, a trivially copyable object inside one
+// live allocation of a write-rare pool: pmalloc_wr_assign_ptr for a pointer (one atomic
+// store), pmalloc_wr_memcpy otherwise. Errors: InvalidArgument (EINVAL: not inside one live
+// allocation of a write-rare pool, or a misaligned pointer), PermissionDenied (EPERM: the
+// pool went through MakeReadOnly), others from errno.
+template <class T>
+absl::Status Write(T* dst, const T& value) {
+  static_assert(std::is_trivially_copyable_v<T>, "write-rare objects are copied bytewise");
+  int rc;
+  if constexpr (std::is_pointer_v<T>) {
+    rc = pmalloc_wr_assign_ptr(static_cast<void*>(dst), reinterpret_cast<const void*>(value));
+  } else {
+    rc = pmalloc_wr_memcpy(static_cast<void*>(dst), &value, sizeof(T));
+  }
+  if (rc == 0) return absl::OkStatus();
+  const int err = errno;
+  return detail::FromErrno(err,
+                           std::is_pointer_v<T> ? "pmalloc_wr_assign_ptr" : "pmalloc_wr_memcpy",
+                           pmalloc_pool_name(pmalloc_pool_of(dst)));
+}
+
+// A T kept in write-rare pool memory, e.g. a member of a structure allocated there:
+// read as usual, changed only by Set (pmalloc::Write). A pointer T is loaded with acquire
+// and stored atomically, so a reader on another thread sees the old or the new pointer and
+// what the writer built before Set. Trivially copyable, the size and alignment of T.
+template <class T>
+class WriteRare {
+  static_assert(std::is_trivially_copyable_v<T>, "write-rare objects are copied bytewise");
+
+ public:
+  WriteRare() = default;
+  explicit WriteRare(const T& value) : value_(value) {}  // before protect: a plain store
+
+  T get() const {
+    if constexpr (std::is_pointer_v<T>) {
+      return __atomic_load_n(&value_, __ATOMIC_ACQUIRE);
+    } else {
+      return value_;
+    }
+  }
+  operator T() const { return get(); }  // NOLINT(google-explicit-constructor)
+  T operator->() const {
+    static_assert(std::is_pointer_v<T>, "operator-> is for pointers");
+    return get();
+  }
+
+  absl::Status Set(const T& value) { return Write(&value_, value); }
+
+ private:
+  T value_{};
 };
 
 // Owns a pmalloc pool. Move-only. The destructor destroys the pool; if that fails (live
@@ -62,7 +115,8 @@ class Pool {
   static absl::StatusOr<Pool> Create(std::string_view name, PoolOptions options = {}) {
     const std::string n(name);
     const unsigned flags = (options.growable ? PMALLOC_POOL_GROWABLE : 0u) |
-                           (options.manual ? PMALLOC_POOL_MANUAL : 0u);
+                           (options.manual ? PMALLOC_POOL_MANUAL : 0u) |
+                           (options.write_rare ? PMALLOC_POOL_WRITE_RARE : 0u);
     pmalloc_pool* p = pmalloc_create_pool(n.c_str(), options.refill, options.align_order, flags);
     if (p == nullptr) return detail::FromErrno(errno, "pmalloc_create_pool", n.c_str());
     return Pool(p);
@@ -102,6 +156,20 @@ class Pool {
   absl::Status Seal() {
     if (pmalloc_seal_pool(pool_) == 0) return absl::OkStatus();
     return detail::FromErrno(errno, "pmalloc_seal_pool", pmalloc_pool_name(pool_));
+  }
+  // Write-rare update of `*dst` inside this pool (pmalloc::Write; InvalidArgument when dst
+  // is not in one of its live allocations).
+  template <class T>
+  absl::Status Write(T* dst, const T& value) {
+    if (pmalloc_pool_of(dst) != pool_) {
+      return detail::FromErrno(EINVAL, "pmalloc_wr_memcpy", pmalloc_pool_name(pool_));
+    }
+    return ::pmalloc::Write(dst, value);
+  }
+  // Write-rare pool to read-only for good (pmalloc_make_pool_ro).
+  absl::Status MakeReadOnly() {
+    if (pmalloc_make_pool_ro(pool_) == 0) return absl::OkStatus();
+    return detail::FromErrno(errno, "pmalloc_make_pool_ro", pmalloc_pool_name(pool_));
   }
   // Destroys the pool now; on error the pool stays owned by this object.
   absl::Status Destroy() {
