@@ -26,7 +26,8 @@ ABSL_CONST_INIT std::atomic<bool> writer{false};
 
 uintptr_t Start() { return reinterpret_cast<uintptr_t>(__start_pmalloc_ro); }
 size_t Size() {
-  return reinterpret_cast<uintptr_t>(__stop_pmalloc_ro) - reinterpret_cast<uintptr_t>(__start_pmalloc_ro);
+  return reinterpret_cast<uintptr_t>(__stop_pmalloc_ro) -
+         reinterpret_cast<uintptr_t>(__start_pmalloc_ro);
 }
 
 // The section is protectable: non-empty whole pages of the running system.

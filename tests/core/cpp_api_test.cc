@@ -18,9 +18,12 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "gtest/gtest.h"
+#include "in_child.h"
 #include "pmalloc/pmalloc.hpp"
 
 namespace {
+
+using pmalloc_test::InChildStatus;
 
 using pmalloc::Pool;
 using pmalloc::PoolAllocator;
@@ -31,15 +34,6 @@ bool InPool(const void* p, const Pool& pool) { return pmalloc_pool_of(p) == pool
 bool HasMseal() {
   void* p = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return syscall(462, p, 4096, 0) == 0 || errno != ENOSYS;  // page left mapped on purpose
-}
-
-// Runs fn in a forked child; returns its wait status.
-int InChild(const std::function<int()>& fn) {
-  const pid_t pid = fork();
-  if (pid == 0) _exit(fn());
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
 }
 
 Pool MakePool(const char* name, PoolOptions options = {}) {
@@ -324,7 +318,7 @@ TEST(PoolAllocatorTest, FlatHashMapInPool) {
 // ---- Lockdown (process-wide: each case runs in a forked child) ----
 
 TEST(CppLockdown, ProtectsNonManualPools) {
-  const int status = InChild([] {
+  const int status = InChildStatus([] {
     absl::StatusOr<Pool> locked = Pool::Create("ld-auto");
     absl::StatusOr<Pool> manual = Pool::Create("ld-manual", {.manual = true});
     if (!locked.ok() || !manual.ok()) return 10;
@@ -358,7 +352,7 @@ TEST(CppLockdown, WriteAfterLockdownFaults) {
 
 TEST(CppLockdown, SealOption) {
   const bool has_mseal = HasMseal();
-  const int status = InChild([has_mseal] {
+  const int status = InChildStatus([has_mseal] {
     absl::StatusOr<Pool> pool = Pool::Create("ld-seal");
     if (!pool.ok() || pool->New<int>(1) == nullptr) return 10;
     const absl::Status st = pmalloc::Lockdown({.seal = true});

@@ -21,25 +21,17 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "in_child.h"
 #include "pmalloc/pmalloc.h"
 #include "proc_mem_write.h"
 
 namespace {
 
+using pmalloc_test::InChild;
 using pmalloc_test::MprotectMode;
 using pmalloc_test::ProcMemWrite;
 
 constexpr size_t kPage = 4096;
-
-// Exit status of a child running fn, or 128 + signal.
-template <typename Fn>
-int InChild(Fn fn) {
-  const pid_t pid = fork();
-  if (pid == 0) _exit(fn());
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 void Fill(void* p, size_t n, uint8_t seed) {
   auto* b = static_cast<uint8_t*>(p);

@@ -21,21 +21,15 @@
 #include <functional>
 
 #include "gtest/gtest.h"
+#include "in_child.h"
 #include "pmalloc/pmalloc.h"
 
 namespace {
 
-// Runs fn in a forked child; returns its exit status (as from waitpid).
-int InChild(const std::function<int()>& fn) {
-  const pid_t pid = fork();
-  if (pid == 0) _exit(fn());
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
-}
+using pmalloc_test::InChildStatus;
 
 bool DiesOfSegv(const std::function<void()>& fn) {
-  const int status = InChild([&] {
+  const int status = InChildStatus([&] {
     fn();
     return 0;
   });
@@ -87,7 +81,7 @@ void Touch(uintptr_t addr) {
 }
 
 TEST_F(RoState, EveryPageIsWritableBeforeLockdown) {
-  EXPECT_EQ(InChild([&] {
+  EXPECT_EQ(InChildStatus([&] {
               for (uintptr_t a = start_; a < end_; a += 4096) Touch(a + 8);
               return 0;
             }),
@@ -95,7 +89,7 @@ TEST_F(RoState, EveryPageIsWritableBeforeLockdown) {
 }
 
 TEST_F(RoState, EveryPageFaultsAfterLockdown) {
-  EXPECT_EQ(InChild([&] {
+  EXPECT_EQ(InChildStatus([&] {
               pmalloc_pool* pool = pmalloc_create_pool("ro-state", 0, 0, 0);
               if (pool == nullptr || pmalloc(pool, 64) == nullptr) return 1;
               if (pmalloc_lockdown(0) != 0) return 2;
@@ -124,7 +118,7 @@ void OnSegv(int) {
 // in the read-only page: it is replaced by a copy) and reached for a fault that is not
 // pmalloc's; sigaction reports it back.
 TEST_F(RoState, SigactionAfterLockdownWorks) {
-  const int status = InChild([&] {
+  const int status = InChildStatus([&] {
     pmalloc_pool* pool = pmalloc_create_pool("ro-state", 0, 0, 0);
     if (pool == nullptr || pmalloc(pool, 64) == nullptr) return 1;
     if (pmalloc_lockdown(0) != 0) return 2;
@@ -135,7 +129,7 @@ TEST_F(RoState, SigactionAfterLockdownWorks) {
     struct sigaction now = {};
     if (sigaction(SIGSEGV, nullptr, &now) != 0 || now.sa_handler != OnSegv) return 4;
     // Still read-only: the write faults, and the fault (not in a pool) reaches the handler.
-    const int touched = InChild([&] {
+    const int touched = InChildStatus([&] {
       Touch(start_);
       return 0;
     });
@@ -155,7 +149,7 @@ bool HasMseal() {
 
 TEST_F(RoState, SigactionAfterSealedLockdownFailsWithEperm) {
   if (!HasMseal()) GTEST_SKIP() << "no mseal(2)";
-  EXPECT_EQ(InChild([&] {
+  EXPECT_EQ(InChildStatus([&] {
               if (pmalloc_lockdown(PMALLOC_LOCKDOWN_SEAL) != 0) return 1;
               struct sigaction act = {};
               act.sa_handler = OnSegv;
@@ -172,12 +166,12 @@ TEST_F(RoState, SigactionAfterSealedLockdownFailsWithEperm) {
 }
 
 TEST_F(RoState, ForkAndSecondLockdownAfterLockdown) {
-  EXPECT_EQ(InChild([&] {
+  EXPECT_EQ(InChildStatus([&] {
               pmalloc_pool* pool = pmalloc_create_pool("ro-state", 0, 0, 0);
               if (pool == nullptr || pmalloc(pool, 64) == nullptr) return 1;
               if (pmalloc_lockdown(0) != 0) return 2;
               if (pmalloc_lockdown(0) != 0) return 3;
-              const int child = InChild([&] {
+              const int child = InChildStatus([&] {
                 void* p = malloc(32);
                 free(p);
                 if (pmalloc_lockdown(0) != 0) return 1;
@@ -195,7 +189,7 @@ TEST_F(RoState, ForkAndSecondLockdownAfterLockdown) {
 // The window is reserved by the first pool: a lockdown before any pool exists makes the
 // first pool write the window's bounds through a copy of the read-only page.
 TEST_F(RoState, FirstPoolAfterLockdown) {
-  EXPECT_EQ(InChild([&] {
+  EXPECT_EQ(InChildStatus([&] {
               if (pmalloc_lockdown(0) != 0) return 1;
               pmalloc_pool* pool = pmalloc_create_pool("ro-first", 0, 0, 0);
               if (pool == nullptr) return 2;

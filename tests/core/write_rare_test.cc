@@ -20,24 +20,16 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "in_child.h"
 #include "pmalloc/pmalloc.h"
 #include "proc_mem_write.h"
 
 namespace {
 
+using pmalloc_test::InChild;
 using pmalloc_test::ProcMemWrite;
 
 constexpr unsigned kWrFlags = PMALLOC_POOL_WRITE_RARE | PMALLOC_POOL_MANUAL;
-
-// Exit status of a child running fn, or 128 + signal.
-template <typename Fn>
-int InChild(Fn fn) {
-  const pid_t pid = fork();
-  if (pid == 0) _exit(fn());
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 bool HasMseal() {
   void* p = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
