@@ -14,7 +14,7 @@ namespace pmalloc::internal {
 namespace {
 
 // Read-only after lockdown (core/ro_state.h).
-PMALLOC_RO_STATE ABSL_CONST_INIT RoSlot<Config> config;
+ABSL_CONST_INIT PMALLOC_RO_STATE RoSlot<Config> config;
 ABSL_CONST_INIT absl::once_flag config_once;
 
 // A [begin, end) slice of the configuration string: no copies, no allocation.

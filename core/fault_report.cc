@@ -52,7 +52,7 @@ struct Chained {
   std::atomic<void (*)()> report_hook{nullptr};
   std::atomic<SigactionFn> real_sigaction{nullptr};
 };
-PMALLOC_RO_STATE ABSL_CONST_INIT RoSlot<Chained> chained;
+ABSL_CONST_INIT PMALLOC_RO_STATE RoSlot<Chained> chained;
 // The last reported fault: a previous handler that returns without curing the fault makes
 // the instruction fault again forever; it gets one report, not one per iteration.
 ABSL_CONST_INIT std::atomic<uintptr_t> last_pc{0};

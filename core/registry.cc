@@ -169,7 +169,7 @@ int Registry::DestroyPool(Pool* pool) {
 
 namespace {
 // Read-only after lockdown (core/ro_state.h).
-PMALLOC_RO_STATE ABSL_CONST_INIT RoSlot<std::atomic<void (*)()>> before_lockdown{{nullptr}};
+ABSL_CONST_INIT PMALLOC_RO_STATE RoSlot<std::atomic<void (*)()>> before_lockdown{{nullptr}};
 }  // namespace
 
 void Registry::SetBeforeLockdown(void (*fn)()) {

@@ -20,7 +20,7 @@ namespace pmalloc::internal {
 using absl::base_internal::SpinLock;
 using absl::base_internal::SpinLockHolder;
 
-PMALLOC_RO_STATE ABSL_CONST_INIT RoSlot<Window::State> Window::state_;
+ABSL_CONST_INIT PMALLOC_RO_STATE RoSlot<Window::State> Window::state_;
 
 namespace {
 

@@ -116,7 +116,7 @@ __attribute__((constructor(101))) void ResolveJemalloc() {
 
 }  // namespace
 
-PMALLOC_RO_STATE ABSL_CONST_INIT JeFns je = {{&MallocX},      {&FreeX},
+ABSL_CONST_INIT PMALLOC_RO_STATE JeFns je = {{&MallocX},      {&FreeX},
                                              {&CallocX},      {&ReallocX},
                                              {&NewX},         {&NewNothrowX},
                                              {&NewAlignedX},  {&NewAlignedNothrowX},
