@@ -61,9 +61,12 @@ class __attribute__((visibility("hidden"))) Window {
 
   // The live area containing `p`, or nullptr. Lock-free and async-signal-safe.
   static Area* AreaOf(const void* p) {
+    // size first, with acquire: it is published last (EnsureInit's release store), so a
+    // non-zero size guarantees that base and the table pointer are the published ones.
+    const size_t size = state_.v.size.load(std::memory_order_acquire);
     const uintptr_t off =
         reinterpret_cast<uintptr_t>(p) - state_.v.base.load(std::memory_order_relaxed);
-    if (off >= state_.v.size.load(std::memory_order_relaxed)) return nullptr;
+    if (off >= size) return nullptr;
     Area* a = state_.v.table[off >> kGranuleShift].load(std::memory_order_acquire);
     return (a != nullptr && a->Contains(reinterpret_cast<uintptr_t>(p))) ? a : nullptr;
   }
