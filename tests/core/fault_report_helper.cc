@@ -1,8 +1,8 @@
 // A program for fault_report_test: each mode sets up signal handlers in a fresh process (so
 // the order "installed before / after pmalloc" is under control) and then faults.
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -12,6 +12,34 @@
 #include "pmalloc/pmalloc.h"
 
 namespace {
+
+// Bytes the kernel's signal frame takes on an alternate stack: a probe signal delivered on
+// a 64 KiB alternate stack notes how far below the stack's top its handler runs.
+uintptr_t probe_top = 0;
+uintptr_t probe_used = 0;
+void OnProbe(int) {
+  char here;
+  probe_used = probe_top - reinterpret_cast<uintptr_t>(&here);
+}
+size_t SignalFrameBytes() {
+  static char probe_stack[64 << 10];
+  stack_t ss = {};
+  stack_t old = {};
+  ss.ss_sp = probe_stack;
+  ss.ss_size = sizeof(probe_stack);
+  probe_top = reinterpret_cast<uintptr_t>(probe_stack) + sizeof(probe_stack);
+  struct sigaction act = {};
+  struct sigaction prev = {};
+  act.sa_handler = OnProbe;
+  act.sa_flags = SA_ONSTACK;
+  sigemptyset(&act.sa_mask);
+  if (sigaltstack(&ss, &old) != 0 || sigaction(SIGUSR1, &act, &prev) != 0) abort();
+  raise(SIGUSR1);
+  sigaction(SIGUSR1, &prev, nullptr);
+  sigaltstack(&old, nullptr);
+  if (probe_used == 0 || probe_used > sizeof(probe_stack)) abort();
+  return probe_used;
+}
 
 [[noreturn]] void ExitOnSiginfo(int, siginfo_t*, void*) { _exit(42); }
 [[noreturn]] void ExitOnPlain(int) { _exit(43); }
@@ -143,10 +171,12 @@ int main(int argc, char** argv) {
     return Recurse(0);
   } else if (strcmp(mode, "pool-small-altstack") == 0) {
     // Too small for the symbolizer (it needs ~5 KiB above the signal frame), enough for
-    // the rest: the kernel's frame (AT_MINSIGSTKSZ: ~1 KiB, ~3.5 KiB with AVX-512) plus
-    // 4 KiB. A PROT_NONE page below turns an overflow into a fault instead of corruption.
+    // the rest: the kernel's frame plus 4 KiB. The frame is measured (SignalFrameBytes):
+    // AT_MINSIGSTKSZ is only its upper bound (~12 KiB where AMX exists, while a process
+    // that never asked for AMX gets ~3.5 KiB frames). A PROT_NONE page below turns an
+    // overflow into a fault instead of corruption.
     constexpr size_t kPage = 4096;
-    const size_t alt = getauxval(AT_MINSIGSTKSZ) + 4096;
+    const size_t alt = SignalFrameBytes() + 4096;
     const size_t mapped = (alt + kPage - 1) / kPage * kPage;
     char* m = static_cast<char*>(
         mmap(nullptr, kPage + mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
