@@ -36,6 +36,25 @@ bool Protectable() {
   return Size() != 0 && (Start() & (page - 1)) == 0 && (Size() & (page - 1)) == 0;
 }
 
+// Moves the read-only range [p, p+Size()) onto a fresh memfd, mapped read-only MAP_SHARED at
+// the same address: a read-only shared mapping refuses /proc/PID/mem and ptrace writes
+// (FOLL_FORCE), which a read-only private one lets through. Every page is copied (the
+// section is file-backed .data/.bss of the library, or a copy of it). On failure the range
+// keeps its mprotect and one line (once) says the section is weaker than the pools.
+void MoveOntoMemfd(void* p) {
+  if (platform::RemapSharedReadOnly(p, Size(), Size(), "pmalloc-ro", platform::CopyPages::kAll)) {
+    return;
+  }
+  static bool warned = false;  // guarded by the writer lock
+  if (warned) return;
+  warned = true;
+  LogLine line;
+  line.Str("pmalloc: section pmalloc_ro: cannot move to a shared mapping (errno ")
+      .Dec(static_cast<uint64_t>(errno))
+      .Str("): read-only with mprotect only, /proc/PID/mem can still write it");
+  line.Emit();
+}
+
 void LockWriter(sigset_t* saved) {
   sigset_t all;
   sigfillset(&all);
@@ -75,8 +94,9 @@ bool RoWrite::Commit() {
   done_ = true;
   if (!ok_ || delta_ == 0) return ok_;
   void* copy = reinterpret_cast<void*>(Start() + delta_);
-  if (!platform::ProtectReadOnly(copy, Size()) ||
-      !platform::MoveOver(copy, __start_pmalloc_ro, Size())) {
+  const bool ro = platform::ProtectReadOnly(copy, Size());
+  if (ro) MoveOntoMemfd(copy);  // before the move: the section is never a weaker mapping
+  if (!ro || !platform::MoveOver(copy, __start_pmalloc_ro, Size())) {
     const int err = errno;
     (void)platform::FreePages(copy, Size());
     errno = err;
@@ -106,7 +126,10 @@ int LockRoState(bool seal) {
     }
   } else {
     if (state.load(std::memory_order_relaxed) == kOpen) {
+      // mprotect first: a store racing lockdown lands before it or faults, never lost in
+      // the copy onto the memfd.
       if (platform::ProtectReadOnly(__start_pmalloc_ro, Size())) {
+        MoveOntoMemfd(__start_pmalloc_ro);
         state.store(kLocked, std::memory_order_relaxed);
       } else {
         err = errno;

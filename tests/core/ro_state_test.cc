@@ -23,10 +23,12 @@
 #include "gtest/gtest.h"
 #include "in_child.h"
 #include "pmalloc/pmalloc.h"
+#include "proc_mem_write.h"
 
 namespace {
 
 using pmalloc_test::InChildStatus;
+using pmalloc_test::ProcMemWrite;
 
 bool DiesOfSegv(const std::function<void()>& fn) {
   const int status = InChildStatus([&] {
@@ -202,6 +204,35 @@ TEST_F(RoState, FirstPoolAfterLockdown) {
               *p = 7;
               if (pmalloc_lockdown(0) != 0 || pmalloc_is_protected(p) != 1) return 4;
               return DiesOfSegv([&] { *p = 8; }) && DiesOfSegv([&] { Touch(start_); }) ? 0 : 5;
+            }),
+            0);
+}
+
+// A write through /proc/self/mem (what a debugger or an attacker with a file-write primitive
+// uses, FOLL_FORCE) lands in the section before lockdown and is refused with EIO after it,
+// as for a protected pool: the locked section is a read-only shared mapping of a memfd, and
+// so is every copy an RoWrite moves over it after lockdown (here the first pool's window
+// bounds).
+bool ProcMemRefused(uintptr_t start, uintptr_t end) {
+  for (uintptr_t a = start; a < end; a += 4096) {
+    const char byte = *reinterpret_cast<const volatile char*>(a + 8);
+    if (ProcMemWrite(reinterpret_cast<void*>(a + 8), &byte, 1) != -1 || errno != EIO) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST_F(RoState, ProcMemWritesRefusedAfterLockdown) {
+  EXPECT_EQ(InChildStatus([&] {
+              const char byte = *reinterpret_cast<const volatile char*>(start_ + 8);
+              if (ProcMemWrite(reinterpret_cast<void*>(start_ + 8), &byte, 1) != 1) return 1;
+              if (pmalloc_lockdown(0) != 0) return 2;
+              if (!ProcMemRefused(start_, end_)) return 3;
+              pmalloc_pool* pool = pmalloc_create_pool("ro-procmem", 0, 0, 0);
+              if (pool == nullptr || pmalloc(pool, 64) == nullptr) return 4;  // an RoWrite
+              if (!ProcMemRefused(start_, end_)) return 5;
+              return DiesOfSegv([&] { Touch(start_); }) ? 0 : 6;
             }),
             0);
 }
