@@ -15,7 +15,7 @@
 
 namespace pmalloc::internal {
 
-using absl::base_internal::SpinLockHolder;
+using SpinLockHolder = PoolLockHolder;
 
 namespace {
 

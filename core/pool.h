@@ -5,8 +5,8 @@
 // live, its size — lives in the areas' block maps and the pool object, never on pool pages:
 // pool pages hold only user data, so protecting them hides nothing the allocator writes.
 //
-// Thread safety: one spin lock per pool guards its areas, bitmaps and free lists. Lookups
-// by pointer (Window::AreaOf) are lock-free.
+// Thread safety: one spin lock per pool (core/pool_lock.h) guards its areas, bitmaps and free
+// lists. Lookups by pointer (Window::AreaOf) are lock-free.
 #ifndef PMALLOC_CORE_POOL_H_
 #define PMALLOC_CORE_POOL_H_
 
@@ -14,11 +14,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "absl/base/internal/spinlock.h"
 #include "absl/base/thread_annotations.h"
 #include "core/block_map.h"
 #include "core/meta_allocator.h"
 #include "core/platform.h"
+#include "core/pool_lock.h"
 #include "core/window.h"
 #include "pmalloc/pmalloc.h"
 
@@ -134,7 +134,7 @@ class Pool {
   char name_[PMALLOC_NAME_MAX + 1] = {};
   char map_name_[PMALLOC_NAME_MAX + 16] = {};  // "pmalloc:<name>"
 
-  absl::base_internal::SpinLock lock_{absl::kConstInit, absl::base_internal::SCHEDULE_KERNEL_ONLY};
+  PoolLock lock_;
   BlockMap* areas_ ABSL_GUARDED_BY(lock_) = nullptr;
   // The memfd that writable shared areas live on (protect:shared). Open only while the pool
   // has writable areas on it: protect, fork and destroy close it, so no descriptor that

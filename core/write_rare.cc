@@ -7,16 +7,16 @@
 #include <cstdint>
 #include <cstring>
 
-#include "absl/base/internal/spinlock.h"
 #include "core/block_map.h"
 #include "core/fatal.h"
 #include "core/log.h"
 #include "core/platform.h"
+#include "core/pool.h"
 #include "core/window.h"
 
 namespace pmalloc::internal {
 
-using absl::base_internal::SpinLockHolder;
+using SpinLockHolder = PoolLockHolder;
 
 struct WriteRare::Op {
   enum class Kind { kCopy, kFill, kStore64 } kind;

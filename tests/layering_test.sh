@@ -13,7 +13,7 @@ cd "${1:?usage: layering_test.sh <source dir>}" || exit 2
 # Rank of each core/ module (file name without .h/.cc/.def). Keep in step with core/README.md.
 declare -A rank=(
   [platform]=0
-  [ro_state]=1
+  [ro_state]=1 [pool_lock]=1
   [meta_allocator]=1 [log]=1 [fatal]=1 [write_observer]=1 [modules]=1 [report_file]=1
   [window]=2 [sites]=2
   [config]=3 [config_keys]=3 [rules]=3
