@@ -55,6 +55,17 @@ bool WriteAll(int fd, const char* src, size_t len, off_t off) {
   return true;
 }
 
+// Replaces the mapping at [addr, addr+size) by `fd` at `offset` with the same contents (a
+// remap that keeps every byte: onto a memfd copy, read-only, or private at fork). The raw
+// syscall, not the libc wrapper: ThreadSanitizer's mmap interceptor treats a new mapping as
+// a write to every byte of it, a race with each concurrent reader of data that did not
+// change (pmalloc_ro's configuration, a pool's blocks).
+bool ReplaceMapping(void* addr, size_t size, int prot, int flags, int fd, size_t offset) {
+  const long p =
+      syscall(SYS_mmap, addr, size, prot, flags | MAP_FIXED, fd, static_cast<off_t>(offset));
+  return p != -1;
+}
+
 // Copies [addr, addr+used) into `fd` at the same offsets, skipping the pages the process
 // never touched. In a private memfd mapping every byte ever stored lives in an anonymous
 // copy-on-write page (the file itself is never written), so a page that is neither present
@@ -153,8 +164,7 @@ bool RemapSharedReadOnly(void* addr, size_t size, size_t used, const char* name,
     // One VMA replaced by another under the kernel's mmap lock: a concurrent reader either
     // still reads the old page or faults and waits for the new mapping; it never sees a
     // hole. The old mapping (and its memfd, whose last reference it held) is released.
-    void* p = mmap(addr, size, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
-    ok = p != MAP_FAILED;
+    ok = ReplaceMapping(addr, size, PROT_READ, MAP_SHARED, fd, 0);
   }
   const int saved = errno;
   close(fd);  // the mapping keeps the file alive
@@ -208,9 +218,7 @@ bool MapSharedArea(void* addr, size_t size, PoolFile* f, size_t* offset) {
 }
 
 bool PrivatizeArea(void* addr, size_t size, const PoolFile& f, size_t offset) {
-  void* p = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, f.fd,
-                 static_cast<off_t>(offset));
-  return p != MAP_FAILED;
+  return ReplaceMapping(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, f.fd, offset);
 }
 
 void ClosePoolFile(PoolFile* f) {
@@ -238,8 +246,7 @@ bool MoveToPoolFile(void* addr, size_t size, size_t used, CopyPages pages, PoolF
                           ? WriteAll(f->fd, src, used, static_cast<off_t>(off))
                           : CopyTouchedPages(f->fd, src, used, static_cast<off_t>(off));
   // As in RemapSharedReadOnly: one VMA replaces another, no hole, never writable.
-  if (!copied || mmap(addr, size, PROT_READ, MAP_SHARED | MAP_FIXED, f->fd,
-                      static_cast<off_t>(off)) == MAP_FAILED) {
+  if (!copied || !ReplaceMapping(addr, size, PROT_READ, MAP_SHARED, f->fd, off)) {
     return false;
   }
   *offset = off;
@@ -255,8 +262,7 @@ bool CopyToPoolFile(const void* src, size_t n, PoolFile* f, size_t offset) {
 }
 
 bool MapPoolFileReadOnly(void* addr, size_t size, const PoolFile& f, size_t offset) {
-  return mmap(addr, size, PROT_READ, MAP_SHARED | MAP_FIXED, f.fd, static_cast<off_t>(offset)) !=
-         MAP_FAILED;
+  return ReplaceMapping(addr, size, PROT_READ, MAP_SHARED, f.fd, offset);
 }
 
 bool PoolFileWrite(const PoolFile& f, size_t offset, const void* src, size_t n) {
