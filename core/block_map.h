@@ -87,6 +87,9 @@ struct BlockMap {
   uint64_t* start_bits = nullptr;
   uint64_t* live_bits = nullptr;
   BlockMap* next = nullptr;  // the owning pool's list
+  // Bytes handed out from the area since it was opened or its pages were last discarded
+  // (pool lock; Pool::InsertRange).
+  size_t handed_out = 0;
 
   // Size in bytes of the block whose start bit is at unit `i`: up to the next block start
   // or `bump` (passed in so that lock-free callers can use a racy snapshot).

@@ -306,6 +306,10 @@ bool ProtectReadWrite(void* addr, size_t size) {
   return mprotect(addr, size, PROT_READ | PROT_WRITE) == 0;
 }
 
+bool DiscardPages(void* addr, size_t size, bool shared) {
+  return madvise(addr, size, shared ? MADV_REMOVE : MADV_DONTNEED) == 0;
+}
+
 bool MoveOver(void* from, void* to, size_t size) {
   return mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED;
 }

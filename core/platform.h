@@ -125,6 +125,11 @@ void ClosePoolFile(PoolFile* f);
                                        CopyPages pages = CopyPages::kTouched);
 
 [[nodiscard]] bool ProtectReadWrite(void* addr, size_t size);
+// Gives the memory of the writable range [addr, addr+size) back to the system, keeping the
+// mapping: a `shared` range (MAP_SHARED on a memfd) frees the file's pages (MADV_REMOVE),
+// any other range drops its private pages (MADV_DONTNEED). The next touch reads zero, or
+// for a private file mapping the file's bytes. Contents are lost.
+[[nodiscard]] bool DiscardPages(void* addr, size_t size, bool shared);
 
 // Maps one inaccessible (PROT_NONE) page at `addr`, over reserved space, as a MAP_SHARED
 // memfd named `name`: a landmark that /proc/PID/maps shows on every kernel, so tools can find

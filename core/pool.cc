@@ -80,13 +80,25 @@ void* Pool::Allocate(size_t size, size_t align, bool zero, const void* copy_from
     return nullptr;
   }
   const size_t rsize = RoundUp(size == 0 ? 1 : size, align_);
-  uintptr_t p = 0;
-  bool fresh = false;
+  // Alignment beyond the granule needs slack in a new area.
+  const size_t slack = align > kGranule ? align - kGranule : 0;
   SpinLockHolder h(&lock_);
-  if (align == align_) p = TakeFree(rsize);
+  // Reuse first, then the current area's tail, then reuse of merged memory, then a new area:
+  // a pool opens areas only when what it has freed cannot serve the request.
+  uintptr_t p = align == align_ ? TakeFree(rsize) : 0;
+  bool fresh = false;
   if (p == 0) {
     p = Bump(rsize, align);
-    if (p == 0) return nullptr;  // errno set by Bump
+    fresh = p != 0;
+  }
+  if (p == 0 && align == align_) p = Reclaim(rsize);
+  if (p == 0) {
+    if (!OpenArea(rsize + slack)) return nullptr;  // errno set by OpenArea
+    p = Bump(rsize, align);
+    if (p == 0) {
+      errno = ENOMEM;
+      return nullptr;
+    }
     fresh = true;
   }
   live_bytes_ += rsize;
@@ -100,30 +112,42 @@ void* Pool::Allocate(size_t size, size_t align, bool zero, const void* copy_from
 
 uintptr_t Pool::TakeFree(size_t rsize) {
   const size_t units = rsize >> kUnitShift;
-  uintptr_t p = 0;
-  if (units <= kSmallUnits) {
-    AddrVector& list = small_free_[units];
-    if (list.empty()) return 0;
-    p = list.back();
-    list.pop_back();
-  } else {
-    // Newest first (LIFO: likely still in cache), and removal by swapping in the last
-    // element, so taking a recently freed block costs O(1) instead of a vector shift.
-    auto it = std::find_if(large_free_.rbegin(), large_free_.rend(),
-                           [rsize](const FreeRange& r) { return r.len >= rsize; });
-    if (it == large_free_.rend()) return 0;
-    const FreeRange r = *it;
-    *it = large_free_.back();
-    large_free_.pop_back();
-    p = r.start;
-    if (r.len > rsize) {
-      BlockMap* m = MapOf(reinterpret_cast<void*>(p));
-      SetBit(m->start_bits, (p + rsize - m->area->base) >> kUnitShift);
-      PushFree(m, p + rsize, r.len - rsize);
-    }
-  }
+  if (units > kSmallUnits) return TakeRange(rsize);
+  AddrVector& list = small_free_[units];
+  if (list.empty()) return 0;
+  const uintptr_t p = list.back();
+  list.pop_back();
+  small_free_bytes_ -= rsize;
   BlockMap* m = MapOf(reinterpret_cast<void*>(p));
   SetBit(m->live_bits, (p - m->area->base) >> kUnitShift);
+  m->handed_out += rsize;
+  return p;
+}
+
+uintptr_t Pool::TakeRange(size_t rsize) {
+  auto fit = by_size_.lower_bound({rsize, 0});
+  if (fit == by_size_.end()) return 0;
+  const size_t len = fit->first;
+  const uintptr_t p = fit->second;
+  by_size_.erase(fit);
+  ranges_.erase(p);
+  BlockMap* m = MapOf(reinterpret_cast<void*>(p));
+  if (len > rsize) {  // the rest stays free: a block of its own
+    SetBit(m->start_bits, (p + rsize - m->area->base) >> kUnitShift);
+    PushFree(m, p + rsize, len - rsize);
+  }
+  SetBit(m->live_bits, (p - m->area->base) >> kUnitShift);
+  m->handed_out += rsize;
+  return p;
+}
+
+uintptr_t Pool::Reclaim(size_t rsize) {
+  // Larger requests already looked at the ranges (TakeFree).
+  uintptr_t p = (rsize >> kUnitShift) <= kSmallUnits ? TakeRange(rsize) : 0;
+  if (p == 0 && small_free_bytes_ != 0 && small_free_bytes_ >= mapped_bytes_ / 8) {
+    FlushSmallLists();
+    p = TakeRange(rsize);
+  }
   return p;
 }
 
@@ -133,48 +157,111 @@ void Pool::PushFree(BlockMap* m, uintptr_t start, size_t len) {
   len &= ~(align_ - 1);
   if (len == 0 || !m->area->writable.load(std::memory_order_relaxed)) return;
   const size_t units = len >> kUnitShift;
+  if (units > kSmallUnits) {
+    InsertRange(m, start, len);
+    return;
+  }
   try {
-    if (units <= kSmallUnits) {
-      small_free_[units].push_back(start);
-    } else {
-      large_free_.push_back({start, len});
-    }
+    small_free_[units].push_back(start);
+    small_free_bytes_ += len;
   } catch (const std::bad_alloc&) {
     // Out of metadata memory: the block is simply not reused.
   }
 }
 
+void Pool::InsertRange(BlockMap* m, uintptr_t start, size_t len) {
+  const Area* a = m->area;
+  auto next = ranges_.lower_bound(start);
+  if (next != ranges_.end() && next->first == start + len && a->Contains(next->first)) {
+    ClearBit(m->start_bits, (next->first - a->base) >> kUnitShift);
+    len += next->second;
+    auto after = std::next(next);
+    EraseRange(next);
+    next = after;
+  }
+  if (next != ranges_.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second == start && a->Contains(prev->first)) {
+      ClearBit(m->start_bits, (start - a->base) >> kUnitShift);
+      start = prev->first;
+      len += prev->second;
+      EraseRange(prev);
+    }
+  }
+  // A range from the area's start to its end (or, in the current area, to its bump) means
+  // nothing in the area is live: its memory goes back to the system and the mapping stays
+  // (the range is reused like any other; its pages fault in again as zero). Not before half
+  // the area was handed out since the last time, so that one block allocated and freed in
+  // a loop costs no madvise and page fault per cycle.
+  const bool whole = len == a->size || (m == current_ && start + len == a->base + m->bump);
+  if (start == a->base && whole && m->handed_out >= len / 2) {
+    if (platform::DiscardPages(reinterpret_cast<void*>(a->base), RoundUp(len, platform::PageSize()),
+                               a->backing == Area::Backing::kShared)) {
+      m->handed_out = 0;
+    }
+  }
+  try {
+    ranges_.emplace(start, len);
+    try {
+      by_size_.emplace(len, start);
+    } catch (const std::bad_alloc&) {
+      ranges_.erase(start);
+      throw;
+    }
+  } catch (const std::bad_alloc&) {
+    // Out of metadata memory: the (merged) block is simply not reused.
+  }
+}
+
+void Pool::EraseRange(RangeMap::iterator it) {
+  by_size_.erase({it->second, it->first});
+  ranges_.erase(it);
+}
+
+void Pool::FlushSmallLists() {
+  for (size_t units = 1; units <= kSmallUnits; ++units) {
+    AddrVector list;
+    list.swap(small_free_[units]);
+    for (uintptr_t p : list) {
+      InsertRange(MapOf(reinterpret_cast<void*>(p)), p, units << kUnitShift);
+    }
+  }
+  small_free_bytes_ = 0;
+}
+
+bool Pool::InFreeRange(uintptr_t p) const {
+  auto it = ranges_.upper_bound(p);
+  if (it == ranges_.begin()) return false;
+  --it;
+  return p - it->first < it->second;
+}
+
 void Pool::ClearFreeLists() {
-  for (AddrVector& list : small_free_) AddrVector().swap(list);
-  RangeVector().swap(large_free_);
+  if (small_free_bytes_ != 0) {
+    for (AddrVector& list : small_free_) AddrVector().swap(list);
+    small_free_bytes_ = 0;
+  }
+  ranges_.clear();
+  by_size_.clear();
 }
 
 uintptr_t Pool::Bump(size_t rsize, size_t align) {
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    BlockMap* m = current_;
-    if (m != nullptr) {
-      const Area* a = m->area;
-      const uintptr_t top = a->base + m->bump;
-      const uintptr_t p = RoundUp(top, align);
-      if (p >= top && p - a->base <= a->size && a->size - (p - a->base) >= rsize) {
-        if (p > top) {  // alignment gap becomes a free block
-          SetBit(m->start_bits, (top - a->base) >> kUnitShift);
-          PushFree(m, top, p - top);
-        }
-        const size_t i = (p - a->base) >> kUnitShift;
-        SetBit(m->start_bits, i);
-        SetBit(m->live_bits, i);
-        m->bump = p + rsize - a->base;
-        return p;
-      }
-    }
-    if (attempt == 1) break;
-    // Alignment beyond the granule needs slack in the new area.
-    const size_t slack = align > kGranule ? align - kGranule : 0;
-    if (!OpenArea(rsize + slack)) return 0;
+  BlockMap* m = current_;
+  if (m == nullptr) return 0;
+  const Area* a = m->area;
+  const uintptr_t top = a->base + m->bump;
+  const uintptr_t p = RoundUp(top, align);
+  if (p < top || p - a->base > a->size || a->size - (p - a->base) < rsize) return 0;
+  if (p > top) {  // alignment gap becomes a free block
+    SetBit(m->start_bits, (top - a->base) >> kUnitShift);
+    PushFree(m, top, p - top);
   }
-  errno = ENOMEM;
-  return 0;
+  const size_t i = (p - a->base) >> kUnitShift;
+  SetBit(m->start_bits, i);
+  SetBit(m->live_bits, i);
+  m->bump = p + rsize - a->base;
+  m->handed_out += rsize;
+  return p;
 }
 
 void Pool::RetireCurrent() {
@@ -261,7 +348,11 @@ void Pool::Free(const void* ptr, bool wipe) {
   const size_t off = p - a->base;
   if ((off & (kUnit - 1)) != 0 || off >= m->bump) FatalInvalidPfree(ptr, name_);
   const size_t i = off >> kUnitShift;
-  if (!TestBit(m->start_bits, i)) FatalInvalidPfree(ptr, name_);
+  if (!TestBit(m->start_bits, i)) {
+    // A freed block merged into the free range before it lost its start bit.
+    if (InFreeRange(p)) FatalDoublePfree(ptr, name_);
+    FatalInvalidPfree(ptr, name_);
+  }
   if (!TestBit(m->live_bits, i)) FatalDoublePfree(ptr, name_);
   const size_t bytes = m->BlockBytes(i, m->bump);
   ClearBit(m->live_bits, i);
@@ -287,6 +378,44 @@ size_t Pool::UsableSize(const void* ptr) {
   const size_t i = off >> kUnitShift;
   if (!TestBit(m->start_bits, i) || !TestBit(m->live_bits, i)) return 0;
   return m->BlockBytes(i, m->bump);
+}
+
+bool Pool::ResizeInPlace(const void* ptr, size_t size) {
+  if (size > kMaxAllocation) return false;
+  const uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
+  Area* a = Window::AreaOf(ptr);
+  if (a == nullptr || a->pool != this) return false;
+  SpinLockHolder h(&lock_);
+  if (!a->writable.load(std::memory_order_relaxed)) return false;
+  BlockMap* m = a->blocks;
+  const size_t off = p - a->base;
+  if ((off & (kUnit - 1)) != 0 || off >= m->bump) return false;
+  const size_t i = off >> kUnitShift;
+  if (!TestBit(m->start_bits, i) || !TestBit(m->live_bits, i)) return false;
+  const size_t old_bytes = m->BlockBytes(i, m->bump);
+  const size_t rsize = RoundUp(size, align_);
+  if (rsize <= old_bytes) return true;
+  const size_t need = rsize - old_bytes;
+  const uintptr_t end = p + old_bytes;
+  if (m == current_ && end == a->base + m->bump) {  // the last block: grow into the tail
+    if (a->size - m->bump < need) return false;
+    m->bump = m->bump + need;
+    m->handed_out += need;
+    live_bytes_ += need;
+    return true;
+  }
+  auto next = ranges_.find(end);
+  if (next == ranges_.end() || next->second < need) return false;
+  const size_t len = next->second;
+  EraseRange(next);
+  ClearBit(m->start_bits, (end - a->base) >> kUnitShift);
+  if (len > need) {
+    SetBit(m->start_bits, (end + need - a->base) >> kUnitShift);
+    PushFree(m, end + need, len - need);
+  }
+  m->handed_out += need;
+  live_bytes_ += need;
+  return true;
 }
 
 bool Pool::FindBlock(const void* ptr, uintptr_t* start, size_t* size, bool* live) {

@@ -1,9 +1,12 @@
 // The in-pool allocator. A pool owns a list of areas (see window.h), each with its
-// BlockMap (block_map.h). Allocation is
-// bump-pointer inside the current area, with exact-size free lists for reuse before
-// protection. Everything the allocator knows about a block — where it starts, whether it is
-// live, its size — lives in the areas' block maps and the pool object, never on pool pages:
-// pool pages hold only user data, so protecting them hides nothing the allocator writes.
+// BlockMap (block_map.h). Allocation is bump-pointer inside the current area, with reuse of
+// freed blocks before protection: exact-size free lists up to 1 KiB, and above that
+// coalesced free ranges taken best-fit (merged with their free neighbours when freed; the
+// small lists are merged into them too before the pool opens a new area while they hold an
+// eighth of its memory). An area that becomes wholly free gives its pages back to the system
+// and stays mapped for reuse. Everything the allocator knows about a block — where it starts,
+// whether it is live, its size — lives in the areas' block maps and the pool object, never on pool
+// pages: pool pages hold only user data, so protecting them hides nothing the allocator writes.
 //
 // Thread safety: one spin lock per pool (core/pool_lock.h) guards its areas, bitmaps and free
 // lists. Lookups by pointer (Window::AreaOf) are lock-free.
@@ -12,6 +15,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -72,6 +78,10 @@ class Pool {
 
   // Usable size of the live block starting at p, or 0. Takes the owning pool's lock.
   static size_t UsableSize(const void* p);
+  // Grows the live block at `p` (of this pool, writable) in place to at least `size` bytes,
+  // into the free range that follows it or the current area's unused tail: true when the
+  // block now holds `size` bytes, false when it was left as it was. For realloc.
+  bool ResizeInPlace(const void* p, size_t size);
 
   // Finds the block (live or not) containing p. No lock: for fault reports only.
   static bool FindBlock(const void* p, uintptr_t* start, size_t* size, bool* live);
@@ -99,17 +109,35 @@ class Pool {
   static constexpr uint32_t kMagic = 0x706d6c70;  // "pmlp"
   static constexpr size_t kSmallUnits = 128;      // exact-size free lists up to 1 KiB
 
-  struct FreeRange {
-    uintptr_t start;
-    size_t len;
-  };
   using AddrVector = std::vector<uintptr_t, MetaAllocator<uintptr_t>>;
-  using RangeVector = std::vector<FreeRange, MetaAllocator<FreeRange>>;
+  // Free ranges by start address (for merging with neighbours) and by (length, start) (for
+  // best fit). Both hold the same ranges; each is one free block of a writable area.
+  using RangeMap = std::map<uintptr_t, size_t, std::less<uintptr_t>,
+                            MetaAllocator<std::pair<const uintptr_t, size_t>>>;
+  using SizeSet = std::set<std::pair<size_t, uintptr_t>, std::less<std::pair<size_t, uintptr_t>>,
+                           MetaAllocator<std::pair<size_t, uintptr_t>>>;
 
   Pool() = default;
 
+  // A free block of exactly `rsize` bytes from the small lists or (above 1 KiB) the best
+  // fitting free range, marked live; 0 when there is none.
   uintptr_t TakeFree(size_t rsize) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The best fitting free range, split to `rsize` and marked live, or 0.
+  uintptr_t TakeRange(size_t rsize) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Before a new area: free ranges, then (when the small lists hold enough) the small lists
+  // merged into ranges. 0 when nothing fits.
+  uintptr_t Reclaim(size_t rsize) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Bump allocation from the current area, 0 when it has no room.
   uintptr_t Bump(size_t rsize, size_t align) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Adds the free block [start, start+len) of area `m` to the ranges, merged with the free
+  // ranges on either side (their start bits cleared: one block). A range that covers its
+  // whole area discards the area's pages.
+  void InsertRange(BlockMap* m, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void EraseRange(RangeMap::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void FlushSmallLists() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // True when `p` lies inside a free range (a block merged into its free neighbour: a pfree
+  // of its old start is a double free).
+  bool InFreeRange(uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool OpenArea(size_t min_bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void RetireCurrent() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void PushFree(BlockMap* m, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
@@ -148,7 +176,9 @@ class Pool {
   platform::PoolFile wr_fork_file_ ABSL_GUARDED_BY(lock_);  // the child's copy, across fork
   int wr_fork_pid_ ABSL_GUARDED_BY(lock_) = 0;              // the parent's pid, across fork
   AddrVector small_free_[kSmallUnits + 1] ABSL_GUARDED_BY(lock_);
-  RangeVector large_free_ ABSL_GUARDED_BY(lock_);
+  size_t small_free_bytes_ ABSL_GUARDED_BY(lock_) = 0;  // in small_free_
+  RangeMap ranges_ ABSL_GUARDED_BY(lock_);
+  SizeSet by_size_ ABSL_GUARDED_BY(lock_);
 
   size_t live_bytes_ ABSL_GUARDED_BY(lock_) = 0;
   size_t live_allocs_ ABSL_GUARDED_BY(lock_) = 0;

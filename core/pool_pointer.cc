@@ -31,10 +31,15 @@ void* PoolRealloc(void* p, size_t size) noexcept {
   }
   const size_t old_size = Pool::UsableSize(p);
   if (old_size == 0) FatalNotInPool("realloc", p);
-  // Shrinking (or growing within the block) keeps the block; the pool has no in-place split.
+  // Shrinking (or growing within the block) keeps the block.
   if (size <= old_size) return p;
+  if (pool->ResizeInPlace(p, size)) return p;
+  // A moved block gets room to grow by half again, so a buffer grown by small steps moves
+  // O(log n) times, not once per step (the freed old blocks merge into reusable ranges).
+  const size_t roomy = old_size + old_size / 2;
   // Copied under the pool lock, so a concurrent lockdown never protects a half-copied block.
-  void* q = pool->Allocate(size, 0, false, p, old_size);
+  void* q = size < roomy ? pool->Allocate(roomy, 0, false, p, old_size) : nullptr;
+  if (q == nullptr) q = pool->Allocate(size, 0, false, p, old_size);
   if (q == nullptr) return nullptr;  // errno from the pool; old block untouched
   pool->Free(p);
   return q;

@@ -210,6 +210,53 @@ TEST(Scope, ReallocOfPoolMemoryStaysInPool) {
   EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
 }
 
+TEST(Scope, ReallocGrowsIntoTheFreeBlockAfterIt) {
+  pmalloc_pool* pool = pmalloc_create_pool("grow", 0, 0, 0);
+  char *a, *b, *guard;
+  {
+    pmalloc::ScopedPool scope(pool);
+    a = static_cast<char*>(malloc(Opaque(2000)));
+    b = static_cast<char*>(malloc(Opaque(2000)));
+    guard = static_cast<char*>(malloc(Opaque(16)));
+  }
+  memset(a, 'a', 2000);
+  free(b);
+  char* p = static_cast<char*>(realloc(a, Opaque(3900)));
+  EXPECT_EQ(p, a);  // grown in place, nothing copied
+  EXPECT_GE(malloc_usable_size(p), 3900u);
+  for (size_t i = 0; i < 2000; ++i) ASSERT_EQ(p[i], 'a') << i;
+  memset(p, 'b', 3900);
+  EXPECT_EQ(Stats(pool).live_allocs, 2u);
+  free(p);
+  free(guard);
+  EXPECT_EQ(pmalloc_destroy_pool(pool), 0);
+}
+
+TEST(Scope, ReallocGrowthByStepsMovesRarely) {
+  pmalloc_pool* pool = pmalloc_create_pool("steps", 0, 0, 0);
+  std::vector<void*> others;  // an allocation after each step: the buffer is never last
+  others.reserve(8192);       // outside the scope: from jemalloc
+  pmalloc::ScopedPool scope(pool);
+  char* buf = nullptr;
+  size_t moves = 0;
+  for (size_t size = 16; size <= (size_t{256} << 10); size += 64) {
+    char* p = static_cast<char*>(realloc(buf, Opaque(size)));
+    ASSERT_NE(p, nullptr);
+    if (buf != nullptr && p != buf) {
+      ++moves;
+      ASSERT_EQ(p[size - 65], 'x');  // contents moved with it
+    }
+    p[size - 1] = 'x';
+    buf = p;
+    others.push_back(malloc(Opaque(24)));
+  }
+  // One move per 64-byte step would be 4096 moves (and a quadratic copy).
+  EXPECT_LT(moves, 64u);
+  free(buf);
+  for (void* o : others) free(o);
+  EXPECT_EQ(Stats(pool).live_allocs, 0u);
+}
+
 TEST(Scope, ReallocOfUntaggedMemoryStaysInJemalloc) {
   pmalloc_pool* pool = pmalloc_create_pool("stay", 0, 0, 0);
   void* p = malloc(Opaque(10));
