@@ -118,7 +118,7 @@ uintptr_t Pool::TakeFree(size_t rsize) {
   const uintptr_t p = list.back();
   list.pop_back();
   small_free_bytes_ -= rsize;
-  BlockMap* m = MapOf(reinterpret_cast<void*>(p));
+  BlockMap* m = OwnMapOf(p);
   SetBit(m->live_bits, (p - m->area->base) >> kUnitShift);
   m->handed_out += rsize;
   return p;
@@ -131,7 +131,7 @@ uintptr_t Pool::TakeRange(size_t rsize) {
   const uintptr_t p = fit->second;
   by_size_.erase(fit);
   ranges_.erase(p);
-  BlockMap* m = MapOf(reinterpret_cast<void*>(p));
+  BlockMap* m = OwnMapOf(p);
   if (len > rsize) {  // the rest stays free: a block of its own
     SetBit(m->start_bits, (p + rsize - m->area->base) >> kUnitShift);
     PushFree(m, p + rsize, len - rsize);
@@ -223,7 +223,7 @@ void Pool::FlushSmallLists() {
     AddrVector list;
     list.swap(small_free_[units]);
     for (uintptr_t p : list) {
-      InsertRange(MapOf(reinterpret_cast<void*>(p)), p, units << kUnitShift);
+      InsertRange(OwnMapOf(p), p, units << kUnitShift);
     }
   }
   small_free_bytes_ = 0;
@@ -340,9 +340,13 @@ bool Pool::OpenArea(size_t min_bytes) {
 }
 
 void Pool::Free(const void* ptr, bool wipe) {
-  const uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
   Area* a = Window::AreaOf(ptr);
   if (a == nullptr || a->pool != this) FatalInvalidPfree(ptr, name_);
+  FreeInArea(a, ptr, wipe);
+}
+
+void Pool::FreeInArea(Area* a, const void* ptr, bool wipe) {
+  const uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
   SpinLockHolder h(&lock_);
   BlockMap* m = a->blocks;
   const size_t off = p - a->base;
@@ -576,6 +580,9 @@ void Pool::LockForFork() {
 
 void Pool::UnlockAfterFork() {
   if (wr_fork_pid_ != 0) WriteRare::AfterFork(this);
+  // Harmless in the parent (the flag's owner raises it again if it still starves); needed in
+  // the child, where its owner does not exist.
+  lock_.ClearWaitersAfterFork();
   lock_.Unlock();
 }
 

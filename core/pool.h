@@ -66,6 +66,8 @@ class Pool {
   // pool lock, so a concurrent Protect() never turns the zeroing into a fault; a protected
   // block keeps its bytes.
   void Free(const void* p, bool wipe = false);
+  // Free() of a pointer already looked up: `a` is Window::AreaOf(p) and belongs to this pool.
+  void FreeInArea(Area* a, const void* p, bool wipe = false);
   int Prealloc(size_t size);
   int Protect();
   int Seal();
@@ -134,6 +136,13 @@ class Pool {
   // whole area discards the area's pages.
   void InsertRange(BlockMap* m, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void EraseRange(RangeMap::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The block map of this pool's area holding `p`: the current area's without a window
+  // lookup (most reuse is there), else through Window::AreaOf.
+  BlockMap* OwnMapOf(uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    const BlockMap* c = current_;
+    if (c != nullptr && c->area->Contains(p)) return current_;
+    return Window::AreaOf(reinterpret_cast<const void*>(p))->blocks;
+  }
   void FlushSmallLists() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // True when `p` lies inside a free range (a block merged into its free neighbour: a pfree
   // of its old start is a double free).

@@ -14,7 +14,7 @@ namespace pmalloc::internal {
 void PoolFree(void* p) noexcept {
   Area* a = Window::AreaOf(p);
   if (a == nullptr) FatalNotInPool("free", p);
-  a->pool->Free(p);
+  a->pool->FreeInArea(a, p);
 }
 
 void* PoolRealloc(void* p, size_t size) noexcept {
