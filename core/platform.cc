@@ -221,6 +221,28 @@ bool PrivatizeArea(void* addr, size_t size, const PoolFile& f, size_t offset) {
   return ReplaceMapping(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, f.fd, offset);
 }
 
+void FdBatch::Flush() {
+  const int saved = errno;
+  std::sort(fds_, fds_ + n_);
+  for (int i = 0; i < n_;) {
+    int j = i;
+    while (j + 1 < n_ && fds_[j + 1] == fds_[j] + 1) ++j;
+    if (j == i || syscall(SYS_close_range, static_cast<unsigned>(fds_[i]),
+                          static_cast<unsigned>(fds_[j]), 0U) != 0) {
+      for (int k = i; k <= j; ++k) close(fds_[k]);  // one, or no close_range (before 5.9)
+    }
+    i = j + 1;
+  }
+  n_ = 0;
+  errno = saved;
+}
+
+void ClosePoolFile(PoolFile* f, FdBatch* batch) {
+  if (batch == nullptr || f->fd < 0) return ClosePoolFile(f);
+  batch->Add(f->fd);
+  *f = PoolFile{};
+}
+
 void ClosePoolFile(PoolFile* f) {
   if (f->fd >= 0) {
     const int saved = errno;

@@ -481,10 +481,10 @@ void Pool::NoFile(int err) {
   line.Emit();
 }
 
-void Pool::CloseFile() {
+void Pool::CloseFile(platform::FdBatch* batch) {
   if (file_.fd < 0) return;
   if (platform::PoolFileValid(file_)) {
-    platform::ClosePoolFile(&file_);
+    platform::ClosePoolFile(&file_, batch);
   } else {
     file_ = platform::PoolFile{};  // the number is no longer ours: leave it alone
   }
@@ -518,7 +518,7 @@ bool Pool::ProtectArea(BlockMap* m, int* shared_err) {
   return true;
 }
 
-int Pool::ProtectLocked() {
+int Pool::ProtectLocked(platform::FdBatch* batch) {
   // If a copy fails (no memory, no descriptor left) the area keeps its mprotect, and one
   // line says the protection is weaker.
   int err = 0;
@@ -546,7 +546,7 @@ int Pool::ProtectLocked() {
   // No writable area is left on the memfd: its descriptor goes, so nothing can pwrite the
   // protected pages through it. A GROWABLE pool's next area opens a fresh memfd. A
   // write-rare pool keeps it: pmalloc_wr_* write through it (core/write_rare.h).
-  if (!KeepsFile()) CloseFile();
+  if (!KeepsFile()) CloseFile(batch);
   protected_ = true;
   return 0;
 }
@@ -586,14 +586,14 @@ void Pool::UnlockAfterFork() {
   lock_.Unlock();
 }
 
-int Pool::Protect() {
+int Pool::Protect(platform::FdBatch* batch) {
   SpinLockHolder h(&lock_);
-  return ProtectLocked();
+  return ProtectLocked(batch);
 }
 
-int Pool::Seal() {
+int Pool::Seal(platform::FdBatch* batch) {
   SpinLockHolder h(&lock_);
-  if (ProtectLocked() != 0) return -1;
+  if (ProtectLocked(batch) != 0) return -1;
   int err = 0;
   for (BlockMap* m = areas_; m != nullptr; m = m->next) {
     Area* a = m->area;

@@ -69,8 +69,9 @@ class Pool {
   // Free() of a pointer already looked up: `a` is Window::AreaOf(p) and belongs to this pool.
   void FreeInArea(Area* a, const void* p, bool wipe = false);
   int Prealloc(size_t size);
-  int Protect();
-  int Seal();
+  // `batch`: the memfd's descriptor is closed through it (lockdown closes all pools' at once).
+  int Protect(platform::FdBatch* batch = nullptr);
+  int Seal(platform::FdBatch* batch = nullptr);
   void Stats(pmalloc_stats* out);
 
   // Unmaps every area (the address ranges go back to the window as reserved PROT_NONE
@@ -151,10 +152,10 @@ class Pool {
   void RetireCurrent() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void PushFree(BlockMap* m, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void ClearFreeLists() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  int ProtectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  int ProtectLocked(platform::FdBatch* batch = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool ProtectArea(BlockMap* m, int* shared_err) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void NoFile(int err) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  void CloseFile() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void CloseFile(platform::FdBatch* batch = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // True when [p, p+n) lies inside one live block of area `a` (an area of this pool).
   bool LiveBlockContaining(const Area* a, uintptr_t p, size_t n) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);

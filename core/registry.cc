@@ -182,9 +182,12 @@ int Registry::Lockdown(unsigned flags) {
   const bool seal = (flags & PMALLOC_LOCKDOWN_SEAL) != 0;
   int err = 0;
   SpinLockHolder h(&registry_lock);
-  for (Pool* p = pools; p != nullptr; p = p->next) {
-    if ((p->flags() & PMALLOC_POOL_MANUAL) != 0) continue;
-    if ((seal ? p->Seal() : p->Protect()) != 0 && err == 0) err = errno;
+  {
+    platform::FdBatch closing;  // the pools' memfds, closed together (a few close_range)
+    for (Pool* p = pools; p != nullptr; p = p->next) {
+      if ((p->flags() & PMALLOC_POOL_MANUAL) != 0) continue;
+      if ((seal ? p->Seal(&closing) : p->Protect(&closing)) != 0 && err == 0) err = errno;
+    }
   }
   ForEachRange(range_count.load(std::memory_order_relaxed), [&](LockdownRange& r) {
     ProtectRange(r, seal, &err);

@@ -1,7 +1,9 @@
 // Protection, sealing, lockdown and fork. Every protection claim is checked by observing
 // the fault (death tests run the statement in a child process) or the errno.
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -172,6 +174,47 @@ TEST(Lockdown, ProtectsAllButManualPools) {
   });
   ASSERT_TRUE(WIFSIGNALED(status)) << "exit " << WEXITSTATUS(status);
   EXPECT_EQ(WTERMSIG(status), SIGSEGV);
+}
+
+// Lockdown closes the pools' memfds together (runs of consecutive numbers at once): every
+// pool descriptor goes, and a descriptor of the program's that sits between two of them
+// stays open.
+TEST(Lockdown, ClosesEveryPoolDescriptorAndOnlyThose) {
+  int status = InChild([] {
+    auto pool_fds = [] {
+      int n = 0;
+      for (int fd = 0; fd < 4096; ++fd) {
+        char link[64], target[256];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        const ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0) continue;
+        target[len] = '\0';
+        if (strstr(target, "memfd:pmalloc:") != nullptr) ++n;
+      }
+      return n;
+    };
+    pmalloc_pool* first = pmalloc_create_pool("ld-fd-first", 0, 0, 0);
+    if (pmalloc(first, 32) == nullptr) return 10;
+    const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    const int mine = fcntl(devnull, F_DUPFD_CLOEXEC, 512);  // among the pools' numbers
+    if (mine < 0) return 11;
+    close(devnull);
+    for (int i = 0; i < 8; ++i) {
+      pmalloc_pool* p = pmalloc_create_pool("ld-fd", 0, 0, 0);
+      if (p == nullptr || pmalloc(p, 32) == nullptr) return 12;
+    }
+    const bool shared = pool_fds() >= 9;  // none under protect:mprotect
+    if (pmalloc_lockdown(0) != 0) return 13;
+    if (pool_fds() != 0) return 14;
+    char link[64], target[256];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", mine);
+    const ssize_t len = readlink(link, target, sizeof target - 1);
+    if (len <= 0 || strncmp(target, "/dev/null", 9) != 0) return 15;
+    return shared ? 0 : 16;
+  });
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 16) GTEST_SKIP() << "no pool memfds (protect:mprotect)";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(Lockdown, RejectsUnknownFlags) {
