@@ -28,12 +28,6 @@ void DeleteBlockMap(BlockMap* m) {
   MetaDelete(m);
 }
 
-// The block map of the live area containing p, or nullptr. Lock-free.
-BlockMap* MapOf(const void* p) {
-  Area* a = Window::AreaOf(p);
-  return a == nullptr ? nullptr : a->blocks;
-}
-
 }  // namespace
 
 Pool* Pool::Create(const char* name, size_t refill, unsigned align_order, unsigned flags) {

@@ -127,7 +127,9 @@ TEST(Threads, PoolLockProtectIsNotStarvedByAllocators) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stop = true;
   for (auto& th : threads) th.join();
-#if !defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__)
+  (void)seconds;  // TSan's slowdown makes any bound meaningless
+#else
   EXPECT_LT(seconds, 8.0) << "300 protects against " << cpus << " allocating threads";
 #endif
 }

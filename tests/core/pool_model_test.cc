@@ -84,6 +84,8 @@ class Model {
         return 1 + Pick(8);
       case 2:
         return 4096 + Pick(20000);  // beyond a 4 KiB refill
+      case 3:
+        return 1000 + Pick(3000);  // around the 1 KiB line: free ranges, merged and split
       default:
         return 1 + Pick(512);
     }
@@ -254,6 +256,7 @@ class PoolModelTest : public ::testing::TestWithParam<uint32_t> {};
 
 TEST_P(PoolModelTest, RandomSequencesMatchTheModel) { Model(GetParam()).Run(20000); }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, PoolModelTest, ::testing::Values(1u, 2u, 3u, 42u, 1234u));
+INSTANTIATE_TEST_SUITE_P(Seeds, PoolModelTest,
+                         ::testing::Values(1u, 2u, 3u, 42u, 1234u, 7u, 99u, 2026u));
 
 }  // namespace
