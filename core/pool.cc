@@ -378,8 +378,8 @@ size_t Pool::UsableSize(const void* ptr) {
   return m->BlockBytes(i, m->bump);
 }
 
-bool Pool::ResizeInPlace(const void* ptr, size_t size) {
-  if (size > kMaxAllocation) return false;
+bool Pool::ResizeInPlace(const void* ptr, size_t size, size_t* old_size) {
+  *old_size = 0;
   const uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
   Area* a = Window::AreaOf(ptr);
   if (a == nullptr || a->pool != this) return false;
@@ -391,6 +391,8 @@ bool Pool::ResizeInPlace(const void* ptr, size_t size) {
   const size_t i = off >> kUnitShift;
   if (!TestBit(m->start_bits, i) || !TestBit(m->live_bits, i)) return false;
   const size_t old_bytes = m->BlockBytes(i, m->bump);
+  *old_size = old_bytes;
+  if (size > kMaxAllocation) return false;
   const size_t rsize = RoundUp(size, align_);
   if (rsize <= old_bytes) return true;
   const size_t need = rsize - old_bytes;

@@ -83,8 +83,10 @@ class Pool {
   static size_t UsableSize(const void* p);
   // Grows the live block at `p` (of this pool, writable) in place to at least `size` bytes,
   // into the free range that follows it or the current area's unused tail: true when the
-  // block now holds `size` bytes, false when it was left as it was. For realloc.
-  bool ResizeInPlace(const void* p, size_t size);
+  // block now holds `size` bytes, false when it was left as it was. `*old_bytes` gets the
+  // block's usable size before the call, 0 when `p` is not a live block of a writable area
+  // of this pool. For realloc: one lock and one size lookup.
+  bool ResizeInPlace(const void* p, size_t size, size_t* old_bytes);
 
   // Finds the block (live or not) containing p. No lock: for fault reports only.
   static bool FindBlock(const void* p, uintptr_t* start, size_t* size, bool* live);

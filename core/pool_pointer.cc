@@ -29,11 +29,17 @@ void* PoolRealloc(void* p, size_t size) noexcept {
     errno = EPERM;  // a protected block is never moved nor freed by realloc
     return nullptr;
   }
-  const size_t old_size = Pool::UsableSize(p);
-  if (old_size == 0) FatalNotInPool("realloc", p);
-  // Shrinking (or growing within the block) keeps the block.
-  if (size <= old_size) return p;
-  if (pool->ResizeInPlace(p, size)) return p;
+  // Shrinking (or growing within the block, or into the free memory after it) keeps it.
+  size_t old_size = 0;
+  if (pool->ResizeInPlace(p, size, &old_size)) return p;
+  if (old_size == 0) {
+    // Protected since the check above (EPERM, as there), or not a live block.
+    if (!a->writable.load(std::memory_order_acquire)) {
+      errno = EPERM;
+      return nullptr;
+    }
+    FatalNotInPool("realloc", p);
+  }
   // A moved block gets room to grow by half again, so a buffer grown by small steps moves
   // O(log n) times, not once per step (the freed old blocks merge into reusable ranges).
   const size_t roomy = old_size + old_size / 2;
