@@ -59,7 +59,8 @@ void Pool::Delete(Pool* pool) {
   MetaFree(pool);
 }
 
-void* Pool::Allocate(size_t size, size_t align, bool zero, const void* copy_from, size_t copy_len) {
+void* Pool::Allocate(size_t size, size_t align, bool zero, const void* copy_from, size_t copy_len,
+                     const Area* source) {
   if (size > kMaxAllocation) {
     errno = ENOMEM;
     return nullptr;
@@ -77,6 +78,10 @@ void* Pool::Allocate(size_t size, size_t align, bool zero, const void* copy_from
   // Alignment beyond the granule needs slack in a new area.
   const size_t slack = align > kGranule ? align - kGranule : 0;
   SpinLockHolder h(&lock_);
+  if (source != nullptr && !source->writable.load(std::memory_order_relaxed)) {
+    errno = EPERM;
+    return nullptr;
+  }
   // Reuse first, then the current area's tail, then reuse of merged memory, then a new area:
   // a pool opens areas only when what it has freed cannot serve the request.
   uintptr_t p = align == align_ ? TakeFree(rsize) : 0;
@@ -188,7 +193,8 @@ void Pool::InsertRange(BlockMap* m, uintptr_t start, size_t len) {
   // the area was handed out since the last time, so that one block allocated and freed in
   // a loop costs no madvise and page fault per cycle.
   const bool whole = len == a->size || (m == current_ && start + len == a->base + m->bump);
-  if (start == a->base && whole && m->handed_out >= len / 2) {
+  const bool keep = shared_with_child_ && a->backing == Area::Backing::kShared;
+  if (start == a->base && whole && m->handed_out >= len / 2 && !keep) {
     if (platform::DiscardPages(reinterpret_cast<void*>(a->base), RoundUp(len, platform::PageSize()),
                                a->backing == Area::Backing::kShared)) {
       m->handed_out = 0;
@@ -562,6 +568,7 @@ void Pool::LockForFork() {
       a->backing = Area::Backing::kPrivateFile;
       continue;
     }
+    shared_with_child_ = true;
     LogLine line;
     line.Str("pmalloc: pool '")
         .Str(name_)

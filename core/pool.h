@@ -59,8 +59,10 @@ class Pool {
   // `zero` zeroes the block; `copy_len` bytes from `copy_from` are copied into its start.
   // Both happen under the pool lock, so a concurrent Protect() never sees (and never makes
   // read-only) a block pmalloc has not finished writing. REQUIRES: copy_len <= size.
+  // `source`: the area `copy_from` lies in when it is a block of this pool (realloc): if a
+  // protect made it read-only meanwhile, nullptr with EPERM (a protected block never moves).
   void* Allocate(size_t size, size_t align, bool zero, const void* copy_from = nullptr,
-                 size_t copy_len = 0);
+                 size_t copy_len = 0, const Area* source = nullptr);
   // Aborts with a fixed message on an invalid pointer or double free. REQUIRES: p != null.
   // `wipe` zeroes the block first if its area is writable (kfree_sensitive), under the
   // pool lock, so a concurrent Protect() never turns the zeroing into a fault; a protected
@@ -185,6 +187,9 @@ class Pool {
   bool protected_ ABSL_GUARDED_BY(lock_) = false;       // no writable area since last protect
   bool sealed_ ABSL_GUARDED_BY(lock_) = false;          // Seal() succeeded: never destroyed
   bool wr_closed_ ABSL_GUARDED_BY(lock_) = false;       // pmalloc_make_pool_ro ran
+  // A fork could not privatise a shared area: the child shares its pages (and its memfd),
+  // so freeing them (MADV_REMOVE) would wipe the child's blocks. Shared areas keep them.
+  bool shared_with_child_ ABSL_GUARDED_BY(lock_) = false;
   platform::PoolFile wr_fork_file_ ABSL_GUARDED_BY(lock_);  // the child's copy, across fork
   int wr_fork_pid_ ABSL_GUARDED_BY(lock_) = 0;              // the parent's pid, across fork
   AddrVector small_free_[kSmallUnits + 1] ABSL_GUARDED_BY(lock_);

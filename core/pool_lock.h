@@ -9,8 +9,9 @@
 // race: 300 lockdowns against two allocating threads took 15-20 s instead of 0.2 s with
 // another process on the CPUs. So a waiter that failed ~100 tries raises `starving_`, and
 // until it has the lock every other thread stands aside (the fast path reads the flag, on
-// the lock's cache line, before its exchange). Standing aside is bounded (~3000 tries), so
-// a flag left by a thread that vanished (cancelled while waiting) costs a delay, not a hang;
+// the lock's cache line, before its exchange). Standing aside is bounded (~3000 tries, after
+// which the waiter drops the flag), so a flag left by a thread that vanished (cancelled
+// while waiting) costs one delay of ~0.1 s, not a hang nor a slow pool;
 // the fork handler clears it in the child (ClearWaitersAfterFork).
 //
 // Never allocates; safe on the malloc path. Not for signal handlers (nothing there locks a
@@ -60,6 +61,9 @@ class ABSL_LOCKABLE PoolLock {
         if (mine) starving_.store(false, std::memory_order_relaxed);
         return;
       }
+      // Stood aside long enough: a flag still raised may have no owner any more (a thread
+      // cancelled while it waited); drop it, so that the others stop standing aside.
+      if (!mine && spins == kDeferAtMost) starving_.store(false, std::memory_order_relaxed);
       if (!mine && spins >= kStarvingAfter) {
         bool expected = false;
         mine = starving_.compare_exchange_strong(expected, true, std::memory_order_relaxed);

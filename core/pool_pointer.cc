@@ -44,8 +44,13 @@ void* PoolRealloc(void* p, size_t size) noexcept {
   // O(log n) times, not once per step (the freed old blocks merge into reusable ranges).
   const size_t roomy = old_size + old_size / 2;
   // Copied under the pool lock, so a concurrent lockdown never protects a half-copied block.
-  void* q = size < roomy ? pool->Allocate(roomy, 0, false, p, old_size) : nullptr;
-  if (q == nullptr) q = pool->Allocate(size, 0, false, p, old_size);
+  // `a`: a lockdown between the two locks makes the move fail with EPERM (block untouched).
+  void* q = nullptr;
+  if (size < roomy) {
+    q = pool->Allocate(roomy, 0, false, p, old_size, a);
+    if (q == nullptr && errno == EPERM) return nullptr;
+  }
+  if (q == nullptr) q = pool->Allocate(size, 0, false, p, old_size, a);
   if (q == nullptr) return nullptr;  // errno from the pool; old block untouched
   pool->Free(p);
   return q;
