@@ -124,17 +124,11 @@ uintptr_t Pool::TakeFree(size_t rsize) {
 }
 
 uintptr_t Pool::TakeRange(size_t rsize) {
-  auto fit = by_size_.lower_bound({rsize, 0});
-  if (fit == by_size_.end()) return 0;
-  const size_t len = fit->first;
-  const uintptr_t p = fit->second;
-  by_size_.erase(fit);
-  ranges_.erase(p);
+  const FreeRanges::Range fit = ranges_.TakeBestFit(rsize);
+  if (fit.len == 0) return 0;
+  const uintptr_t p = fit.start;
   BlockMap* m = OwnMapOf(p);
-  if (len > rsize) {  // the rest stays free: a block of its own
-    SetBit(m->start_bits, (p + rsize - m->area->base) >> kUnitShift);
-    PushFree(m, p + rsize, len - rsize);
-  }
+  if (fit.len > rsize) PushNewFree(m, p + rsize, fit.len - rsize);  // the rest stays free
   SetBit(m->live_bits, (p - m->area->base) >> kUnitShift);
   m->handed_out += rsize;
   return p;
@@ -169,53 +163,30 @@ void Pool::PushFree(BlockMap* m, uintptr_t start, size_t len) {
 }
 
 void Pool::InsertRange(BlockMap* m, uintptr_t start, size_t len) {
+  // Areas are never adjacent (each span ends in a guard), so merged ranges stay in one area.
   const Area* a = m->area;
-  auto next = ranges_.lower_bound(start);
-  if (next != ranges_.end() && next->first == start + len && a->Contains(next->first)) {
-    ClearBit(m->start_bits, (next->first - a->base) >> kUnitShift);
-    len += next->second;
-    auto after = std::next(next);
-    EraseRange(next);
-    next = after;
-  }
-  if (next != ranges_.begin()) {
-    auto prev = std::prev(next);
-    if (prev->first + prev->second == start && a->Contains(prev->first)) {
-      ClearBit(m->start_bits, (start - a->base) >> kUnitShift);
-      start = prev->first;
-      len += prev->second;
-      EraseRange(prev);
-    }
-  }
+  const FreeRanges::Range r = ranges_.Insert(start, len, [m, a](uintptr_t absorbed) {
+    ClearBit(m->start_bits, (absorbed - a->base) >> kUnitShift);
+  });
   // A range from the area's start to its end (or, in the current area, to its bump) means
   // nothing in the area is live: its memory goes back to the system and the mapping stays
   // (the range is reused like any other; its pages fault in again as zero). Not before half
   // the area was handed out since the last time, so that one block allocated and freed in
   // a loop costs no madvise and page fault per cycle.
-  const bool whole = len == a->size || (m == current_ && start + len == a->base + m->bump);
+  const bool whole = r.len == a->size || (m == current_ && r.start + r.len == a->base + m->bump);
   const bool keep = shared_with_child_ && a->backing == Area::Backing::kShared;
-  if (start == a->base && whole && m->handed_out >= len / 2 && !keep) {
-    if (platform::DiscardPages(reinterpret_cast<void*>(a->base), RoundUp(len, platform::PageSize()),
+  if (r.start == a->base && whole && m->handed_out >= r.len / 2 && !keep) {
+    if (platform::DiscardPages(reinterpret_cast<void*>(a->base),
+                               RoundUp(r.len, platform::PageSize()),
                                a->backing == Area::Backing::kShared)) {
       m->handed_out = 0;
     }
   }
-  try {
-    ranges_.emplace(start, len);
-    try {
-      by_size_.emplace(len, start);
-    } catch (const std::bad_alloc&) {
-      ranges_.erase(start);
-      throw;
-    }
-  } catch (const std::bad_alloc&) {
-    // Out of metadata memory: the (merged) block is simply not reused.
-  }
 }
 
-void Pool::EraseRange(RangeMap::iterator it) {
-  by_size_.erase({it->second, it->first});
-  ranges_.erase(it);
+void Pool::PushNewFree(BlockMap* m, uintptr_t start, size_t len) {
+  SetBit(m->start_bits, (start - m->area->base) >> kUnitShift);
+  PushFree(m, start, len);
 }
 
 void Pool::FlushSmallLists() {
@@ -229,20 +200,12 @@ void Pool::FlushSmallLists() {
   small_free_bytes_ = 0;
 }
 
-bool Pool::InFreeRange(uintptr_t p) const {
-  auto it = ranges_.upper_bound(p);
-  if (it == ranges_.begin()) return false;
-  --it;
-  return p - it->first < it->second;
-}
-
 void Pool::ClearFreeLists() {
   if (small_free_bytes_ != 0) {
     for (AddrVector& list : small_free_) AddrVector().swap(list);
     small_free_bytes_ = 0;
   }
-  ranges_.clear();
-  by_size_.clear();
+  ranges_.Clear();
 }
 
 uintptr_t Pool::Bump(size_t rsize, size_t align) {
@@ -252,10 +215,7 @@ uintptr_t Pool::Bump(size_t rsize, size_t align) {
   const uintptr_t top = a->base + m->bump;
   const uintptr_t p = RoundUp(top, align);
   if (p < top || p - a->base > a->size || a->size - (p - a->base) < rsize) return 0;
-  if (p > top) {  // alignment gap becomes a free block
-    SetBit(m->start_bits, (top - a->base) >> kUnitShift);
-    PushFree(m, top, p - top);
-  }
+  if (p > top) PushNewFree(m, top, p - top);  // the alignment gap becomes a free block
   const size_t i = (p - a->base) >> kUnitShift;
   SetBit(m->start_bits, i);
   SetBit(m->live_bits, i);
@@ -271,9 +231,8 @@ void Pool::RetireCurrent() {
   const Area* a = m->area;
   if (m->bump < a->size && a->writable.load(std::memory_order_relaxed)) {
     const uintptr_t tail = a->base + m->bump;
-    SetBit(m->start_bits, m->bump >> kUnitShift);
     m->bump = a->size;
-    PushFree(m, tail, a->size - (tail - a->base));
+    PushNewFree(m, tail, a->size - (tail - a->base));
   }
 }
 
@@ -354,7 +313,7 @@ void Pool::FreeInArea(Area* a, const void* ptr, bool wipe) {
   const size_t i = off >> kUnitShift;
   if (!TestBit(m->start_bits, i)) {
     // A freed block merged into the free range before it lost its start bit.
-    if (InFreeRange(p)) FatalDoublePfree(ptr, name_);
+    if (ranges_.Contains(p)) FatalDoublePfree(ptr, name_);
     FatalInvalidPfree(ptr, name_);
   }
   if (!TestBit(m->live_bits, i)) FatalDoublePfree(ptr, name_);
@@ -376,8 +335,10 @@ size_t Pool::UsableSize(const void* ptr) {
   if (a == nullptr) return 0;
   Pool* pool = a->pool;
   SpinLockHolder h(&pool->lock_);
-  const BlockMap* m = a->blocks;
-  const size_t off = reinterpret_cast<uintptr_t>(ptr) - a->base;
+  return LiveBlockBytes(a->blocks, reinterpret_cast<uintptr_t>(ptr) - a->base);
+}
+
+size_t Pool::LiveBlockBytes(const BlockMap* m, size_t off) {
   if ((off & (kUnit - 1)) != 0 || off >= m->bump) return 0;
   const size_t i = off >> kUnitShift;
   if (!TestBit(m->start_bits, i) || !TestBit(m->live_bits, i)) return 0;
@@ -392,11 +353,8 @@ bool Pool::ResizeInPlace(const void* ptr, size_t size, size_t* old_size) {
   SpinLockHolder h(&lock_);
   if (!a->writable.load(std::memory_order_relaxed)) return false;
   BlockMap* m = a->blocks;
-  const size_t off = p - a->base;
-  if ((off & (kUnit - 1)) != 0 || off >= m->bump) return false;
-  const size_t i = off >> kUnitShift;
-  if (!TestBit(m->start_bits, i) || !TestBit(m->live_bits, i)) return false;
-  const size_t old_bytes = m->BlockBytes(i, m->bump);
+  const size_t old_bytes = LiveBlockBytes(m, p - a->base);
+  if (old_bytes == 0) return false;
   *old_size = old_bytes;
   if (size > kMaxAllocation) return false;
   const size_t rsize = RoundUp(size, align_);
@@ -410,15 +368,10 @@ bool Pool::ResizeInPlace(const void* ptr, size_t size, size_t* old_size) {
     live_bytes_ += need;
     return true;
   }
-  auto next = ranges_.find(end);
-  if (next == ranges_.end() || next->second < need) return false;
-  const size_t len = next->second;
-  EraseRange(next);
+  if (ranges_.At(end).len < need) return false;  // no free range there, or too short
+  const FreeRanges::Range next = ranges_.TakeAt(end);
   ClearBit(m->start_bits, (end - a->base) >> kUnitShift);
-  if (len > need) {
-    SetBit(m->start_bits, (end + need - a->base) >> kUnitShift);
-    PushFree(m, end + need, len - need);
-  }
+  if (next.len > need) PushNewFree(m, end + need, next.len - need);
   m->handed_out += need;
   live_bytes_ += need;
   return true;

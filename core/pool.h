@@ -15,13 +15,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
-#include <set>
-#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "core/block_map.h"
+#include "core/free_ranges.h"
 #include "core/meta_allocator.h"
 #include "core/platform.h"
 #include "core/pool_lock.h"
@@ -117,12 +115,6 @@ class Pool {
   static constexpr size_t kSmallUnits = 128;      // exact-size free lists up to 1 KiB
 
   using AddrVector = std::vector<uintptr_t, MetaAllocator<uintptr_t>>;
-  // Free ranges by start address (for merging with neighbours) and by (length, start) (for
-  // best fit). Both hold the same ranges; each is one free block of a writable area.
-  using RangeMap = std::map<uintptr_t, size_t, std::less<uintptr_t>,
-                            MetaAllocator<std::pair<const uintptr_t, size_t>>>;
-  using SizeSet = std::set<std::pair<size_t, uintptr_t>, std::less<std::pair<size_t, uintptr_t>>,
-                           MetaAllocator<std::pair<size_t, uintptr_t>>>;
 
   Pool() = default;
 
@@ -140,7 +132,12 @@ class Pool {
   // ranges on either side (their start bits cleared: one block). A range that covers its
   // whole area discards the area's pages.
   void InsertRange(BlockMap* m, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  void EraseRange(RangeMap::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // [start, start+len) of area `m` becomes a free block of its own (start bit set) and goes
+  // to the free lists: the rest of a split block, a retired tail, an alignment gap.
+  void PushNewFree(BlockMap* m, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Usable size of the live block starting at offset `off` of `m`'s area, or 0 when no live
+  // block starts there.
+  static size_t LiveBlockBytes(const BlockMap* m, size_t off);
   // The block map of this pool's area holding `p`: the current area's without a window
   // lookup (most reuse is there), else through Window::AreaOf.
   BlockMap* OwnMapOf(uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
@@ -149,9 +146,6 @@ class Pool {
     return Window::AreaOf(reinterpret_cast<const void*>(p))->blocks;
   }
   void FlushSmallLists() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  // True when `p` lies inside a free range (a block merged into its free neighbour: a pfree
-  // of its old start is a double free).
-  bool InFreeRange(uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool OpenArea(size_t min_bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void RetireCurrent() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void PushFree(BlockMap* m, uintptr_t start, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
@@ -194,8 +188,8 @@ class Pool {
   int wr_fork_pid_ ABSL_GUARDED_BY(lock_) = 0;              // the parent's pid, across fork
   AddrVector small_free_[kSmallUnits + 1] ABSL_GUARDED_BY(lock_);
   size_t small_free_bytes_ ABSL_GUARDED_BY(lock_) = 0;  // in small_free_
-  RangeMap ranges_ ABSL_GUARDED_BY(lock_);
-  SizeSet by_size_ ABSL_GUARDED_BY(lock_);
+  // Free blocks above 1 KiB (and the small lists, once merged), in this pool's writable areas.
+  FreeRanges ranges_ ABSL_GUARDED_BY(lock_);
 
   size_t live_bytes_ ABSL_GUARDED_BY(lock_) = 0;
   size_t live_allocs_ ABSL_GUARDED_BY(lock_) = 0;

@@ -2,16 +2,12 @@
 
 #include <errno.h>
 
-#include <functional>
-#include <iterator>
-#include <map>
 #include <new>
-#include <set>
-#include <utility>
 
 #include "absl/base/attributes.h"
 #include "absl/base/const_init.h"
 #include "absl/base/internal/spinlock.h"
+#include "core/free_ranges.h"
 #include "core/meta_allocator.h"
 #include "core/platform.h"
 
@@ -28,59 +24,19 @@ ABSL_CONST_INIT SpinLock window_lock(absl::kConstInit, absl::base_internal::SCHE
 ABSL_CONST_INIT size_t requested_size = kDefaultWindowSize;
 ABSL_CONST_INIT uintptr_t carve_next = 0;  // first never-used address
 
-// Address ranges of destroyed areas, merged with their free neighbours, indexed by address
-// (for merging) and by size (best fit). They are reused only when the never-used tail of
-// the window is too short, so a stale pointer into a destroyed pool keeps faulting for as
-// long as possible. Free, carve and merge cost O(log n) in the number of free ranges.
-// Guarded by window_lock; node memory comes from MetaAllocator (never from the pools).
-using ByAddr = std::map<uintptr_t, size_t, std::less<uintptr_t>,
-                        MetaAllocator<std::pair<const uintptr_t, size_t>>>;
-using BySize = std::set<std::pair<size_t, uintptr_t>, std::less<std::pair<size_t, uintptr_t>>,
-                        MetaAllocator<std::pair<size_t, uintptr_t>>>;
-struct FreeRanges {
-  ByAddr by_addr;
-  BySize by_size;
-};
+// Address ranges of destroyed areas, merged with their free neighbours (core/free_ranges.h).
+// They are reused only when the never-used tail of the window is too short, so a stale
+// pointer into a destroyed pool keeps faulting for as long as possible. Guarded by
+// window_lock; made on first use (no static constructor).
 ABSL_CONST_INIT FreeRanges* free_ranges = nullptr;
 
 size_t RoundUp(size_t v, size_t to) { return (v + to - 1) & ~(to - 1); }
-
-// REQUIRES: window_lock held, `it` in by_addr.
-void EraseRange(ByAddr::iterator it) {
-  free_ranges->by_size.erase({it->second, it->first});
-  free_ranges->by_addr.erase(it);
-}
 
 // Returns [start, start + len) to the free ranges, merged with free neighbours. Losing a
 // range to a metadata allocation failure only wastes address space. REQUIRES: window_lock.
 void FreeRange(uintptr_t start, size_t len) {
   if (free_ranges == nullptr) free_ranges = MetaNew<FreeRanges>();
-  if (free_ranges == nullptr) return;
-  ByAddr& by_addr = free_ranges->by_addr;
-  auto next = by_addr.lower_bound(start);
-  if (next != by_addr.end() && next->first == start + len) {
-    len += next->second;
-    auto after = std::next(next);
-    EraseRange(next);
-    next = after;
-  }
-  if (next != by_addr.begin()) {
-    auto prev = std::prev(next);
-    if (prev->first + prev->second == start) {
-      start = prev->first;
-      len += prev->second;
-      EraseRange(prev);
-    }
-  }
-  try {
-    by_addr.emplace(start, len);
-    try {
-      free_ranges->by_size.emplace(len, start);
-    } catch (const std::bad_alloc&) {
-      by_addr.erase(start);
-    }
-  } catch (const std::bad_alloc&) {
-  }
+  if (free_ranges != nullptr) free_ranges->Insert(start, len);
 }
 
 // The first granule of the window holds no area: its first page is a landmark, a PROT_NONE
@@ -104,13 +60,13 @@ void MapWindowLandmark(uintptr_t base, size_t size) {
 // REQUIRES: window_lock held.
 uintptr_t Carve(size_t span) {
   const uintptr_t end = Window::base() + Window::size();
-  if (end - carve_next < span && free_ranges != nullptr && !free_ranges->by_addr.empty()) {
+  if (end - carve_next < span && free_ranges != nullptr) {
     // The window's never-used tail is too short: a free range that ends where it starts
     // becomes part of it.
-    auto last = std::prev(free_ranges->by_addr.end());
-    if (last->first + last->second == carve_next) {
-      carve_next = last->first;
-      EraseRange(last);
+    const FreeRanges::Range last = free_ranges->Last();
+    if (last.len != 0 && last.start + last.len == carve_next) {
+      carve_next = last.start;
+      (void)free_ranges->TakeAt(last.start);
     }
   }
   if (end - carve_next >= span) {
@@ -119,13 +75,10 @@ uintptr_t Carve(size_t span) {
     return p;
   }
   if (free_ranges == nullptr) return 0;
-  auto fit = free_ranges->by_size.lower_bound({span, 0});  // best fit, lowest address
-  if (fit == free_ranges->by_size.end()) return 0;
-  const size_t len = fit->first;
-  const uintptr_t p = fit->second;
-  free_ranges->by_size.erase(fit);
-  free_ranges->by_addr.erase(p);
-  if (len > span) FreeRange(p + span, len - span);
+  const FreeRanges::Range fit = free_ranges->TakeBestFit(span);  // lowest address among equals
+  if (fit.len == 0) return 0;
+  const uintptr_t p = fit.start;
+  if (fit.len > span) FreeRange(p + span, fit.len - span);
   return p;
 }
 

@@ -15,7 +15,7 @@ declare -A rank=(
   [platform]=0
   [ro_state]=1 [pool_lock]=1
   [meta_allocator]=1 [log]=1 [fatal]=1 [write_observer]=1 [modules]=1 [report_file]=1
-  [window]=2 [sites]=2
+  [window]=2 [sites]=2 [free_ranges]=2
   [config]=3 [config_keys]=3 [rules]=3
   [pool]=4 [pool_pointer]=4 [block_map]=4 [disabled_blocks]=4 [write_rare]=4 [object_check]=4
   [registry]=5 [fault_report]=5 [learn]=5
